@@ -1,0 +1,61 @@
+"""Which role may call which operation: the first gate of every request.
+
+The operation names are the audit `action` names; an operation absent here is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from policies.errors import PolicyDenied
+
+Role = Literal["department", "bank", "enterprise", "auditor", "admin"]
+ROLES: tuple[Role, ...] = ("department", "bank", "enterprise", "auditor", "admin")
+
+OPERATION_ROLES: dict[str, frozenset[Role]] = {
+    "principal.create": frozenset({"admin"}),
+    "me.read": frozenset(ROLES),
+    "agreement.create": frozenset({"admin"}),
+    "dataset.create": frozenset({"department", "bank"}),
+    "dataset.upload": frozenset({"department", "bank"}),
+    "dataset.list": frozenset({"department", "bank", "auditor", "admin"}),
+    "dataset.read": frozenset({"department", "bank", "auditor", "admin"}),
+    "dataset.mock": frozenset({"department", "bank", "auditor", "admin"}),
+    "audit.read": frozenset({"auditor", "admin"}),
+    # Consent and subject rights: the enterprise acts on its own; a bank sees consents given to it.
+    "consent.grant": frozenset({"enterprise"}),
+    "consent.list": frozenset({"enterprise", "bank"}),
+    "consent.revoke": frozenset({"enterprise"}),
+    "me.data": frozenset({"enterprise"}),
+    "me.access_log": frozenset({"enterprise"}),
+    "objection.file": frozenset({"enterprise"}),
+    "objection.list": frozenset({"enterprise", "department"}),
+    "objection.resolve": frozenset({"department"}),
+    # A bank sets the policy of its own private datasets, as a department does of its own.
+    "policy.put": frozenset({"department", "bank"}),
+    "policy.get": frozenset({"department", "bank", "auditor", "admin"}),
+    "agreement.list": frozenset({"admin"}),
+    "agreement.end": frozenset({"admin"}),
+    "query": frozenset({"bank"}),
+    "query.preview": frozenset({"bank"}),
+    "budget.read": frozenset({"bank"}),
+    "verify": frozenset({"bank"}),
+    "watch.create": frozenset({"bank"}),
+    "watch.list": frozenset({"bank"}),
+    "watch.delete": frozenset({"bank"}),
+    "alert.list": frozenset({"bank"}),
+    "job.submit": frozenset({"bank"}),
+    "job.dry_run": frozenset({"bank"}),
+    # The reviewing department reads the job it is asked to approve.
+    "job.read": frozenset({"bank", "department"}),
+    "job.review": frozenset({"department"}),
+    "model.list": frozenset({"bank"}),
+    "model.score": frozenset({"bank"}),
+}
+
+
+def authorize_role(role: Role, operation: str) -> None:
+    """Return if `role` may perform `operation`, else raise `role_not_allowed`."""
+    allowed = OPERATION_ROLES.get(operation)
+    if allowed is None or role not in allowed:
+        raise PolicyDenied("role_not_allowed", f"the {role} role may not perform {operation}")

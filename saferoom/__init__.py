@@ -1,0 +1,1 @@
+"""SafeRoom, the service: HTTP API, settings, CLI, encrypted storage, auth and orchestration."""
