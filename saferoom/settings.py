@@ -85,18 +85,18 @@ def load_settings(
     """Build the settings from a mapping (the process environment in production)."""
     env = {k: v for k, v in environ.items() if k.startswith("SAFEROOM_")}
     try:
-        raw = _EnvSettings(
-            **{k.removeprefix("SAFEROOM_").lower(): v for k, v in env.items()},
-            **{k: v for k, v in (overrides or {}).items() if v is not None},
-        )
+        values: dict[str, object] = {k.removeprefix("SAFEROOM_").lower(): v for k, v in env.items()}
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        raw = _EnvSettings.model_validate(values)
     except ValidationError as exc:
         names = ", ".join(str(e["loc"][0]).upper() for e in exc.errors() if e["loc"])
         raise ConfigurationError(f"invalid settings: SAFEROOM_{names}") from None
     if raw.data_dir is None:
         raise ConfigurationError("no data directory: pass --data-dir or set SAFEROOM_DATA_DIR")
     admin_token = raw.admin_token.get_secret_value() if raw.admin_token else None
-    if admin_token is not None:
-        if admin_token.strip().lower() in PLACEHOLDERS or len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
+    if admin_token is not None and (
+        admin_token.strip().lower() in PLACEHOLDERS or len(admin_token) < MIN_ADMIN_TOKEN_CHARS
+    ):
             raise ConfigurationError(
                 f"SAFEROOM_ADMIN_TOKEN must be a random string of at least "
                 f"{MIN_ADMIN_TOKEN_CHARS} characters, not a placeholder"

@@ -1,0 +1,1 @@
+"""HTTP routes of api.md, one module per resource; the app is assembled in `saferoom.app`."""

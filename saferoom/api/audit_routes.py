@@ -1,0 +1,108 @@
+"""The auditor's view of the log: events, signed checkpoints, consistency proofs, verification."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from audit.verify import verify_log
+from saferoom.api.deps import RoomDep, operation
+from saferoom.errors import InvalidRequest
+from saferoom.recorder import Call
+
+router = APIRouter()
+MAX_PAGE = 1000
+
+
+def _instant(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an ISO 8601 time", {"parameter": name}) from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest(f"{name} needs a time zone (e.g. Z)", {"parameter": name})
+    # Events carry RFC 3339 UTC times of one fixed width, so text order is time order.
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@router.get("/v1/audit/events")
+def get_events(
+    call: Annotated[Call, operation("audit.read")],
+    room: RoomDep,
+    actor: str | None = None,
+    subject: str | None = None,
+    action: str | None = None,
+    decision: Literal["allow", "deny"] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = Query(default=100, ge=1, le=MAX_PAGE),
+    cursor: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    events = room.audit.events(
+        actor=actor, subject=subject, action=action, decision=decision,
+        since=_instant(since, "since"), until=_instant(until, "until"),
+        after_seq=cursor, limit=limit + 1,
+    )
+    page = events[:limit]
+    body = {
+        "events": [e.to_dict() for e in page],
+        "next_cursor": page[-1].seq if len(events) > limit else None,
+    }
+    call.record(resource="audit/events", released=body)
+    return body
+
+
+@router.get("/v1/audit/checkpoints")
+def get_checkpoints(
+    call: Annotated[Call, operation("audit.read")], room: RoomDep,
+) -> dict[str, Any]:
+    body = {"checkpoints": [c.to_dict() for c in room.audit.checkpoints()]}
+    call.record(resource="audit/checkpoints", released=body)
+    return body
+
+
+@router.get("/v1/audit/proof")
+def get_proof(
+    call: Annotated[Call, operation("audit.read")],
+    room: RoomDep,
+    from_size: int = Query(alias="from", ge=1),
+) -> dict[str, Any]:
+    size = room.audit.size
+    if from_size > size:
+        raise InvalidRequest("from is larger than the log", {"size": size})
+    body = {
+        "from": from_size,
+        "to": size,
+        "old_root": room.audit.root(from_size),
+        "root": room.audit.root(size),
+        "proof": room.audit.consistency_proof(from_size),
+    }
+    call.record(resource="audit/proof", released=body)
+    return body
+
+
+@router.get("/v1/audit/verify")
+def get_verify(
+    call: Annotated[Call, operation("audit.read")], room: RoomDep,
+) -> dict[str, Any]:
+    checkpoint = room.audit.checkpoint()
+    report = verify_log(room.settings.data_dir / "audit")
+    body = {
+        "ok": report.ok,
+        "events": report.events,
+        "head": report.head,
+        "message": report.message,
+        "checkpoint": {
+            "size": checkpoint.size,
+            "root": checkpoint.root,
+            "ts": checkpoint.ts,
+            "signature": checkpoint.signature,
+            "public_key": checkpoint.public_key,
+        },
+    }
+    call.record(resource="audit/verify", released=body)
+    return body

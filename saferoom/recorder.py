@@ -1,0 +1,60 @@
+"""One audited call: who is asking for which operation, and the event that records its outcome.
+
+Handlers record before they return; the error handlers record every denial the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from audit.events import AuditEvent, EventDraft
+from audit.log import AuditLog
+from saferoom.auth import Principal
+
+
+def digest(released: Any) -> str:
+    """SHA-256 of the canonical JSON of what leaves the room, for the audit trail."""
+    body = json.dumps(released, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass
+class Call:
+    log: AuditLog
+    operation: str
+    principal: Principal | None = None
+    recorded: list[AuditEvent] = field(default_factory=list)
+
+    def record(
+        self,
+        *,
+        resource: str | None = None,
+        subjects: Iterable[str] = (),
+        purpose: str | None = None,
+        decision: Literal["allow", "deny"] = "allow",
+        reason: str | None = None,
+        epsilon: float | None = None,
+        released: Any = None,
+    ) -> AuditEvent:
+        """Append the event durably; raises (and so nothing is released) if the log fails."""
+        p = self.principal
+        draft = EventDraft(
+            actor=p.id if p else None,
+            role=p.role if p else None,
+            action=self.operation,
+            resource=resource,
+            subjects=tuple(subjects),
+            purpose=purpose,
+            decision=decision,
+            reason=reason,
+            epsilon=epsilon,
+            digest=digest(released) if released is not None else None,
+        )
+        (event,) = self.log.append([draft])
+        self.recorded.append(event)
+        return event

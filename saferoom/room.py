@@ -1,0 +1,57 @@
+"""The room: one data directory opened as state, keys, encrypted datasets and the audit log.
+
+Built once at start (CLI, server, demo, tests) and closed at shutdown with a final checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.checkpoint import Ed25519Signer
+from audit.log import AuditLog
+from saferoom.auth import Authenticator
+from saferoom.crypto import MasterKey
+from saferoom.dataset_store import DatasetStore
+from saferoom.keyring import load_master_key, signing_seed
+from saferoom.settings import Settings
+from saferoom.state import StateStore
+
+STATE_FILE = "state.duckdb"
+
+
+@dataclass
+class Room:
+    settings: Settings
+    state: StateStore
+    master: MasterKey
+    datasets: DatasetStore
+    audit: AuditLog
+    signer: Ed25519Signer
+    auth: Authenticator
+
+    @classmethod
+    def open(cls, settings: Settings) -> Room:
+        data_dir: Path = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state = StateStore(data_dir / STATE_FILE)
+        try:
+            master = load_master_key(data_dir, settings.master_key, state)
+            signer = Ed25519Signer(signing_seed(state, master, Ed25519Signer.generate_seed()))
+            audit = AuditLog(data_dir / "audit", signer, settings.checkpoint_every)
+        except BaseException:
+            state.close()
+            raise
+        return cls(
+            settings=settings,
+            state=state,
+            master=master,
+            datasets=DatasetStore(data_dir / "datasets", state, master),
+            audit=audit,
+            signer=signer,
+            auth=Authenticator(state, settings.admin_token),
+        )
+
+    def close(self) -> None:
+        self.audit.close()
+        self.state.close()
