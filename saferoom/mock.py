@@ -14,13 +14,12 @@ from saferoom import uscc
 from saferoom.dataset_spec import ARROW_TYPES, ColumnSpec, DatasetCreate
 
 MAX_MOCK_ROWS = 10_000
-# Division codes of the city the demo models; mock keys are valid codes of no real firm.
-MOCK_DIVISIONS = ("410302", "410303", "410305", "410311", "410323")
 
 
 def _column(spec: DatasetCreate, c: ColumnSpec, n: int, rng: np.random.Generator) -> pa.Array:
     if c.role == "key":
-        return pa.array(uscc.generate(rng, n, MOCK_DIVISIONS), type=pa.string())
+        # Division 999xxx: a valid code, yet no real firm's.
+        return pa.array(uscc.generate(rng, n), type=pa.string())
     domain = spec.domain(c)
     if domain is not None:
         return domain.take(pa.array(rng.integers(0, len(domain), n)))
