@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +109,19 @@ class StateStore:
                 self._con.execute("ROLLBACK")
                 raise
             self._con.execute("COMMIT")
+
+    def ensure_schema(self, ddl: str) -> None:
+        """Let a feature's own store module create its tables (CREATE TABLE IF NOT EXISTS …)."""
+        with self._lock:
+            self._con.execute(ddl)
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._con.execute(sql, list(params)).fetchall()
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> None:
+        with self._lock:
+            self._con.execute(sql, list(params))
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> bytes | None:
