@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import duckdb
-import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from saferoom import synthetic  # noqa: E402
-from tests.integration.conftest import start_server  # noqa: E402
+from saferoom import synthetic
+from tests.integration.conftest import start_server
 
 
 def peak_rss_mb(pid: int) -> float:

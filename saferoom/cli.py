@@ -96,6 +96,10 @@ def demo(
 def audit_verify(
     data_dir: DataDir = None,
     witness: Annotated[Path | None, typer.Option(help="A checkpoint JSON saved earlier.")] = None,
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option(help="The room's public key (hex, from GET /v1/keys); repeatable."),
+    ] = None,
 ) -> None:
     """Verify the audit log offline; exit 0 when intact, 1 naming the first bad event."""
     from audit.checkpoint import Checkpoint
@@ -103,7 +107,10 @@ def audit_verify(
 
     settings = _settings(data_dir)
     cp = Checkpoint.from_dict(json.loads(witness.read_text())) if witness else None
-    report = verify_log(settings.data_dir / "audit", cp)
+    # Checkpoints re-signed by an impostor's key are caught only against keys trusted from
+    # elsewhere: those given here, and the key of a witness the auditor kept.
+    trusted = [*(trusted_key or []), *([cp.public_key] if cp else [])]
+    report = verify_log(settings.data_dir / "audit", cp, trusted_keys=trusted)
     typer.echo(report.message)
     if not report.ok:
         raise typer.Exit(1)

@@ -79,7 +79,7 @@ def get_proof(
         "to": size,
         "old_root": room.audit.root(from_size),
         "root": room.audit.root(size),
-        "proof": room.audit.consistency_proof(from_size),
+        "proof": room.audit.consistency_proof(from_size, size),
     }
     call.record(resource="audit/proof", released=body)
     return body
@@ -90,7 +90,9 @@ def get_verify(
     call: Annotated[Call, operation("audit.read")], room: RoomDep,
 ) -> dict[str, Any]:
     checkpoint = room.audit.checkpoint()
-    report = verify_log(room.settings.data_dir / "audit")
+    report = verify_log(
+        room.settings.data_dir / "audit", trusted_keys=(room.signer.public_key.hex(),)
+    )
     body = {
         "ok": report.ok,
         "events": report.events,

@@ -1,0 +1,122 @@
+"""Events: draft validation, the api.md shape, and the canonical encoding the chain hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit.events import ZERO_HASH, AuditEvent, EventDraft, canonical_json, record_hash, seal
+from tests.audit.helpers import draft
+
+TS = "2026-11-29T23:50:01.123456Z"
+API_KEYS = {
+    "seq",
+    "ts",
+    "actor",
+    "role",
+    "action",
+    "resource",
+    "subjects",
+    "purpose",
+    "decision",
+    "reason",
+    "epsilon",
+    "digest",
+    "prev_hash",
+    "hash",
+}
+
+text = st.text(st.characters(codec="utf-8"), max_size=12)
+maybe_text = st.none() | text
+drafts = st.builds(
+    EventDraft,
+    actor=maybe_text,
+    role=maybe_text,
+    action=text.filter(bool),
+    resource=maybe_text,
+    subjects=st.lists(text, max_size=3).map(tuple),
+    purpose=maybe_text,
+    decision=st.sampled_from(["allow", "deny"]),
+    reason=maybe_text,
+    epsilon=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    digest=maybe_text,
+)
+
+
+def test_canonical_json_is_the_specified_dumps():
+    record = {"b": 1, "a": ["中", "x"], "c": None, "d": 0.1}
+    expected = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(record) == expected.encode()
+
+
+@given(drafts, st.integers(1, 10**9))
+def test_sealed_line_is_canonical_json_of_the_event(d, seq):
+    event, line = seal(d, seq=seq, ts=TS, prev_hash=ZERO_HASH)
+    record = event.to_dict()
+    assert line == canonical_json(record) + b"\n"
+    assert line.count(b"\n") == 1
+    unhashed = {k: v for k, v in record.items() if k != "hash"}
+    assert event.hash == hashlib.sha256(canonical_json(unhashed)).hexdigest()
+    assert event.hash == record_hash(record)
+    assert AuditEvent.from_dict(json.loads(line)) == event
+
+
+def test_event_shape_matches_api_md():
+    event, _ = seal(draft(4), seq=1, ts=TS, prev_hash=ZERO_HASH)
+    record = event.to_dict()
+    assert set(record) == API_KEYS
+    assert isinstance(record["subjects"], list)
+    assert record["prev_hash"] == "0" * 64
+    assert record["decision"] == "deny"
+
+
+def test_prev_hash_is_inside_the_hash():
+    a, _ = seal(draft(1), seq=2, ts=TS, prev_hash="a" * 64)
+    b, _ = seal(draft(1), seq=2, ts=TS, prev_hash="b" * 64)
+    assert a.hash != b.hash
+
+
+def test_draft_normalises_and_validates():
+    subjects: Any = ["a", "b"]  # callers may pass a list; the draft keeps a tuple
+    d = EventDraft(
+        actor=None, role=None, action="query", resource=None, subjects=subjects, epsilon=1
+    )
+    assert d.subjects == ("a", "b")
+    assert d.epsilon == 1.0
+    assert isinstance(d.epsilon, float)
+    with pytest.raises(ValueError, match="decision"):
+        EventDraft(actor=None, role=None, action="q", resource=None, decision="maybe")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite"):
+        EventDraft(actor=None, role=None, action="q", resource=None, epsilon=math.nan)
+    with pytest.raises(ValueError, match="action"):
+        EventDraft(actor=None, role=None, action="", resource=None)
+    with pytest.raises(ValueError, match="subjects"):
+        EventDraft(actor=None, role=None, action="q", resource=None, subjects=(1,))  # type: ignore[arg-type]
+
+
+def test_unencodable_text_fails_before_writing():
+    with pytest.raises(ValueError):
+        seal(draft(1, reason="\ud800"), seq=1, ts=TS, prev_hash=ZERO_HASH)
+
+
+def test_from_dict_is_strict_and_never_echoes_values():
+    event, _ = seal(draft(2), seq=7, ts=TS, prev_hash=ZERO_HASH)
+    good = event.to_dict()
+    for broken in (
+        {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "ts"},
+        {**good, "seq": 0},
+        {**good, "seq": True},
+        {**good, "decision": "secret-value"},
+        {**good, "subjects": "secret-value"},
+        {**good, "hash": "secret-value"},
+    ):
+        with pytest.raises(ValueError) as info:
+            AuditEvent.from_dict(broken)
+        assert "secret-value" not in str(info.value)
