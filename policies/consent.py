@@ -50,6 +50,10 @@ def _iso_instant(value: object) -> object:
     raise ValueError("must be an ISO 8601 date-time with a UTC offset")
 
 
+# An instant written out in RFC 3339 with its offset; a naive time or a bare number is refused.
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
+
+
 class ConsentRequest(BaseModel):
     """`POST /v1/consents`: an enterprise authorizes one bank, for one purpose, until `expires_at`.
 
@@ -64,7 +68,7 @@ class ConsentRequest(BaseModel):
     datasets: Annotated[list[DatasetName], Field(min_length=1, max_length=64)]
     fields: Annotated[list[Annotated[str, StringConstraints(strict=True, max_length=129)]],
                       Field(min_length=1, max_length=1024)] | None = None
-    expires_at: Annotated[AwareDatetime, BeforeValidator(_iso_instant)]
+    expires_at: Instant
     acknowledge_risks: Annotated[bool, Field(strict=True)]
 
     @field_validator("datasets")
@@ -104,7 +108,8 @@ class ConsentRequest(BaseModel):
             if parts is None and is_name(entry) and len(self.datasets) == 1:
                 parts = (self.datasets[0], entry)
             if parts is None:
-                raise ValueError(f"field {entry!r} must be written as dataset.field")
+                # Never echo the entry: error messages carry no submitted values.
+                raise ValueError("each field must be written as dataset.field")
             if parts[0] not in self.datasets:
                 raise ValueError(f"field {entry} names a dataset the consent does not list")
             refs.add(field_ref(*parts))

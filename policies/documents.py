@@ -87,6 +87,8 @@ class AggregatePolicy(_Document):
     functions: Annotated[list[AggregateFunction], Field(min_length=1)]
     min_group_size: PositiveInt = 10
     epsilon_per_period: Epsilon
+    # Across all banks together (they can pool results); None means 3 × the per-bank budget.
+    epsilon_total_per_period: Epsilon | None = None
     period: Period = "month"
 
     _unique_lists = field_validator("purposes", "functions")(_unique)

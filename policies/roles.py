@@ -26,6 +26,8 @@ OPERATION_ROLES: dict[str, frozenset[Role]] = {
     "consent.grant": frozenset({"enterprise"}),
     "consent.list": frozenset({"enterprise", "bank"}),
     "consent.revoke": frozenset({"enterprise"}),
+    # The risk notices are read before a grant, so that the subject is told what it accepts.
+    "consent.notices": frozenset({"enterprise"}),
     "me.data": frozenset({"enterprise"}),
     "me.access_log": frozenset({"enterprise"}),
     "objection.file": frozenset({"enterprise"}),
@@ -34,7 +36,8 @@ OPERATION_ROLES: dict[str, frozenset[Role]] = {
     # A bank sets the policy of its own private datasets, as a department does of its own.
     "policy.put": frozenset({"department", "bank"}),
     "policy.get": frozenset({"department", "bank", "auditor", "admin"}),
-    "agreement.list": frozenset({"admin"}),
+    # A bank reads the agreements it is party to; auditors read them all.
+    "agreement.list": frozenset({"admin", "auditor", "bank"}),
     "agreement.end": frozenset({"admin"}),
     "query": frozenset({"bank"}),
     "query.preview": frozenset({"bank"}),

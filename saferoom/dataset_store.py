@@ -94,12 +94,27 @@ class DatasetStore:
             if path.name not in live:
                 path.unlink(missing_ok=True)
 
+    def read_current(self, dataset_id: str) -> tuple[DatasetRecord, pa.Table]:
+        """The current version, even while uploads commit: a replaced segment means re-read."""
+        for _ in range(5):
+            d = self._state.dataset(dataset_id)
+            if d is None:
+                raise KeyError(dataset_id)
+            try:
+                return d, self.read(d)
+            except FileNotFoundError:
+                continue  # a new version was committed and the old segment collected
+        raise RuntimeError("the dataset kept changing while it was read")
+
     def read(self, d: DatasetRecord) -> pa.Table:
-        """Decrypt the current version into memory (plaintext never touches disk)."""
+        """Decrypt version `d.version` into memory (plaintext never touches disk)."""
         spec = DatasetCreate.model_validate(d.spec)
         key = self._data_key(d)
         batches: list[pa.RecordBatch] = []
-        for seg in self._state.segments(d.id, d.version):
+        segments = self._state.segments(d.id, d.version)
+        if d.rows and not segments:
+            raise FileNotFoundError("the version was replaced")  # manifest already dropped
+        for seg in segments:
             context = segment_context(d.data_key_id, d.id, seg.written_version)
             for chunk in read_sealed(self._root / d.id / seg.file, key, context):
                 if chunk:

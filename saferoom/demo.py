@@ -20,6 +20,7 @@ from saferoom import synthetic
 from saferoom.api.principals import PrincipalCreate, create_principal
 from saferoom.auth import Principal
 from saferoom.dataset_spec import DatasetCreate
+from saferoom.demo_governance import governance_step
 from saferoom.mock import mock_table
 from saferoom.recorder import Call
 from saferoom.room import Room
@@ -125,7 +126,15 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
     for row in sample:
         echo(f"      {row}")
     echo("  department: owns its datasets and uploads new versions (replace or append)")
-    echo(f"  enterprise ({enterprise.name}): holds token; consent and subject rights come next")
+    echo(f"  enterprise ({enterprise.name}): holds token; consents, reads its data and access log")
+    # Agreements, policies, consents and an access log: saferoom/demo_governance.py.
+    firms = [enterprise]
+    for i, row in enumerate(frames["market_registry"].iloc[1:3].to_dict("records"), start=2):
+        key = f"enterprise{i}"
+        people[key], tokens[key] = _principal(room, "enterprise", str(row["name"]),
+                                              str(row["uscc"]))
+        firms.append(people[key])
+    governance_step(room, people, firms, echo)
     report_cp = room.audit.checkpoint()
     echo(f"  auditor: {room.audit.size} audit events, signed checkpoint at size {report_cp.size} "
          f"root {report_cp.root[:16]}…")

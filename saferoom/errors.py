@@ -5,7 +5,7 @@ Handlers resolve an exception by its MRO, so a new error needs a class here, not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from audit.errors import AuditError
@@ -25,6 +25,23 @@ class SafeRoomError(Exception):
 
 class InvalidRequest(SafeRoomError):
     code = "invalid_request"
+
+
+class InvalidFields(InvalidRequest):
+    """A well-formed body whose fields break a rule checked after parsing (422, as a schema error).
+
+    `detail["errors"]` has the schema error's shape (`loc`, `msg`, `type`), never a value.
+    """
+
+    @classmethod
+    def at(cls, loc: Sequence[str | int], msg: str) -> InvalidFields:
+        return cls.of([(loc, msg)])
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[Sequence[str | int], str]]) -> InvalidFields:
+        return cls("the request does not match the schema", {"errors": [
+            {"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in problems
+        ]})
 
 
 class Unauthenticated(SafeRoomError):
@@ -70,6 +87,7 @@ class ConfigurationError(SafeRoomError):
 # The one table: exception type -> HTTP status. Looked up along the MRO (most specific first).
 HTTP_STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
+    InvalidFields: 422,
     Unauthenticated: 401,
     PolicyDenied: 403,
     NotFound: 404,

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from audit.checkpoint import Ed25519Signer
 from audit.log import AuditLog
+from saferoom.agreement_store import AgreementStore
 from saferoom.auth import Authenticator
+from saferoom.consent_store import ConsentStore
 from saferoom.crypto import MasterKey
 from saferoom.dataset_store import DatasetStore
 from saferoom.keyring import load_master_key, signing_seed
+from saferoom.objection_store import ObjectionStore
 from saferoom.settings import Settings
 from saferoom.state import StateStore
 
@@ -29,6 +32,9 @@ class Room:
     audit: AuditLog
     signer: Ed25519Signer
     auth: Authenticator
+    agreements: AgreementStore
+    consents: ConsentStore
+    objections: ObjectionStore
 
     @classmethod
     def open(cls, settings: Settings) -> Room:
@@ -50,6 +56,9 @@ class Room:
             audit=audit,
             signer=signer,
             auth=Authenticator(state, settings.admin_token),
+            agreements=AgreementStore(state),
+            consents=ConsentStore(state),
+            objections=ObjectionStore(state, master),
         )
 
     def close(self) -> None:

@@ -1,0 +1,131 @@
+"""Enterprise consents in the state DB, with their signed receipts and the risk notices shown.
+
+`live_for` answers "which of these subjects consent now" for thousands of subjects in one query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from policies.facts import Consent
+from saferoom.state import StateStore
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS consent_seq;
+CREATE TABLE IF NOT EXISTS consents (
+    seq BIGINT NOT NULL DEFAULT nextval('consent_seq'), id VARCHAR PRIMARY KEY,
+    subject_uscc VARCHAR NOT NULL, grantee_bank_id VARCHAR NOT NULL, purpose VARCHAR NOT NULL,
+    datasets VARCHAR[] NOT NULL, fields VARCHAR[], expires_at TIMESTAMPTZ NOT NULL,
+    granted_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ, notices_digest VARCHAR NOT NULL,
+    receipt_payload VARCHAR NOT NULL, receipt_signature VARCHAR NOT NULL);
+-- The notice texts shown at a grant, once per distinct set (content-addressed by digest).
+CREATE TABLE IF NOT EXISTS consent_notices (digest VARCHAR PRIMARY KEY, notices JSON NOT NULL);
+"""
+_COLUMNS = ("seq, id, subject_uscc, grantee_bank_id, purpose, datasets, fields, expires_at, "
+            "granted_at, revoked_at, notices_digest, receipt_payload, receipt_signature")
+_SELECT = f"SELECT {_COLUMNS} FROM consents"  # noqa: S608 (constants only)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConsent:
+    """A consent with its place in the list (`seq`, the paging cursor) and its signed receipt."""
+
+    seq: int
+    consent: Consent
+    receipt_payload: str
+    receipt_signature: str
+
+
+def _consent(row: Sequence[Any]) -> Consent:
+    return Consent(
+        id=row[1], subject_uscc=row[2], grantee_bank_id=row[3], purpose=row[4],
+        datasets=frozenset(row[5]), fields=None if row[6] is None else frozenset(row[6]),
+        expires_at=row[7], granted_at=row[8], revoked_at=row[9], notices_digest=row[10],
+    )
+
+
+def _stored(row: Sequence[Any]) -> StoredConsent:
+    return StoredConsent(row[0], _consent(row), row[11], row[12])
+
+
+class ConsentStore:
+    """Grants, revocations and the read API that verification and scoring use."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+        state.ensure_schema(SCHEMA)
+
+    def add(self, consent: Consent, notices: Mapping[str, str], payload: str,
+            signature: str) -> None:
+        """Store a grant and the notices it acknowledged; call inside the auditing transaction."""
+        c = consent
+        self._state.run(
+            "INSERT INTO consent_notices VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [c.notices_digest, json.dumps(dict(notices), ensure_ascii=False)],
+        )
+        self._state.run(
+            f"INSERT INTO consents ({_COLUMNS.removeprefix('seq, ')}) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [c.id, c.subject_uscc, c.grantee_bank_id, c.purpose, sorted(c.datasets),
+             None if c.fields is None else sorted(c.fields), c.expires_at, c.granted_at,
+             c.revoked_at, c.notices_digest, payload, signature],
+        )
+
+    def get(self, consent_id: str) -> StoredConsent | None:
+        rows = self._state.query(_SELECT + " WHERE id = ?", [consent_id])
+        return _stored(rows[0]) if rows else None
+
+    def notices(self, digest: str) -> dict[str, str] | None:
+        """The notice texts a grant acknowledged, by the digest in its receipt."""
+        rows = self._state.query("SELECT notices FROM consent_notices WHERE digest = ?", [digest])
+        return json.loads(rows[0][0]) if rows else None
+
+    def page(self, *, subject: str | None = None, grantee: str | None = None, after: int = 0,
+             limit: int = 100) -> list[StoredConsent]:
+        """One subject's consents, or those granted to one bank, in grant order after `after`."""
+        if (subject is None) == (grantee is None):
+            raise ValueError("give exactly one of subject and grantee")
+        column, value = ("subject_uscc", subject) if subject is not None else (
+            "grantee_bank_id", grantee)
+        rows = self._state.query(
+            _SELECT + f" WHERE {column} = ? AND seq > ? ORDER BY seq LIMIT ?",
+            [value, after, limit],
+        )
+        return [_stored(r) for r in rows]
+
+    def revoke(self, consent_id: str, subject: str, at: datetime) -> Consent | None:
+        """Revoke as of `at` (a repeated revocation keeps the first instant).
+
+        None when there is no such consent or `subject` did not grant it: the two look alike.
+        """
+        self._state.run(
+            "UPDATE consents SET revoked_at = coalesce(revoked_at, ?) "
+            "WHERE id = ? AND subject_uscc = ?",
+            [at, consent_id, subject],
+        )
+        found = self.get(consent_id)
+        if found is None or found.consent.subject_uscc != subject:
+            return None
+        return found.consent
+
+    def live_for(self, bank_id: str, subjects: Sequence[str], purpose: str,
+                 now: datetime) -> list[Consent]:
+        """The consents of `subjects` that serve `bank_id` for `purpose` at `now`, in one query.
+
+        Pass the instant the request started: a revocation at or before it binds the request.
+        Scope (datasets, fields) is for the decisions (`Consent.covers`) to judge.
+        """
+        if not subjects:
+            return []
+        rows = self._state.query(
+            _SELECT + " WHERE grantee_bank_id = ? AND purpose = ?"
+            " AND subject_uscc IN (SELECT unnest(?::VARCHAR[]))"
+            " AND granted_at <= ? AND ? < expires_at AND (revoked_at IS NULL OR ? < revoked_at)"
+            " ORDER BY seq",
+            [bank_id, purpose, list(subjects), now, now, now],
+        )
+        return [_consent(r) for r in rows]
