@@ -20,7 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audit.errors import AuditError
 from policies.errors import PolicyDenied
-from saferoom.api import audit_routes, datasets, principals
+from saferoom.api import (
+    agreements,
+    audit_routes,
+    consents,
+    dataset_policy,
+    datasets,
+    objections,
+    principals,
+    subject,
+)
+from saferoom.api import queries as query_routes
 from saferoom.errors import (
     PayloadTooLarge,
     SafeRoomError,
@@ -28,6 +38,7 @@ from saferoom.errors import (
     public_message,
     status_for,
 )
+from saferoom.query.service import QueryService
 from saferoom.recorder import Call
 from saferoom.room import Room
 
@@ -141,9 +152,12 @@ def _limit_body(scope: Scope, receive: Receive, limit: int) -> Receive:
 
 
 def create_app(room: Room) -> FastAPI:
+    queries = QueryService(room)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        queries.close()
         room.close()
 
     app = FastAPI(
@@ -153,6 +167,7 @@ def create_app(room: Room) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.room = room
+    app.state.queries = queries
     for exc_type in (SafeRoomError, PolicyDenied, AuditError, RequestValidationError,
                      HTTPException):
         app.add_exception_handler(exc_type, _handle)
@@ -165,4 +180,10 @@ def create_app(room: Room) -> FastAPI:
     app.include_router(principals.router)
     app.include_router(datasets.router)
     app.include_router(audit_routes.router)
+    app.include_router(query_routes.router)
+    app.include_router(agreements.router)
+    app.include_router(dataset_policy.router)
+    app.include_router(consents.router)
+    app.include_router(subject.router)
+    app.include_router(objections.router)
     return app

@@ -1,0 +1,178 @@
+"""Aggregate queries end to end: parse, decide, calibrate, debit, compute, release, audit.
+
+The order is the privacy argument: nothing is read before the budget is debited durably, and
+nothing leaves before the decision and its spend are in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from policies.budget import BudgetState, Epsilon
+from policies.decisions import decide_aggregate
+from policies.documents import DatasetPolicy
+from policies.facts import Actor
+from saferoom import dp
+from saferoom.auth import Principal
+from saferoom.budget_store import BudgetedDataset, BudgetLedger
+from saferoom.dataset_spec import DatasetCreate
+from saferoom.datasets import can_see
+from saferoom.query.duckdb_engine import DuckDBEngine
+from saferoom.query.exact import Engine, ExactPlan, SourceVersion
+from saferoom.query.parse import parse_query
+from saferoom.query.plan import QueryPlan
+from saferoom.query.release import Calibration, calibrate, exact_plan, privacy_block, release
+from saferoom.recorder import Call, digest
+from saferoom.room import Room
+from saferoom.state import DatasetRecord, utcnow
+
+DEFAULT_MIN_GROUP_SIZE = 10
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(min_length=1, max_length=20_000)
+    epsilon: float = Field(gt=0, le=10, allow_inf_nan=False)
+    purpose: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    mechanism: Literal["discrete_laplace", "discrete_gaussian"] = "discrete_laplace"
+
+    @field_validator("epsilon")
+    @classmethod
+    def _exact(cls, value: float) -> float:
+        Epsilon.parse(value)  # at most 6 decimals: the ledger is exact
+        return value
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    plan: QueryPlan
+    exact: ExactPlan
+    calibration: Calibration
+    records: dict[str, DatasetRecord]
+    budgeted: list[BudgetedDataset]
+    min_group_size: int
+
+
+def _budget_view(states: Sequence[BudgetState]) -> dict[str, dict[str, Any]]:
+    return {
+        s.dataset: {
+            "total": float(s.limits.per_bank),
+            "spent": float(s.spent_by_bank),
+            "remaining": float(s.remaining),
+            "period": s.limits.period,
+            "period_end": s.period.end.isoformat(),
+        }
+        for s in states
+    }
+
+
+class QueryService:
+    def __init__(self, room: Room, engine: Engine | None = None) -> None:
+        dp.enable()
+        self._room = room
+        self._engine = engine or DuckDBEngine(self._load)
+        self.ledger = BudgetLedger(room.state)
+
+    def _load(self, dataset_id: str) -> tuple[int, pa.Table]:
+        record, table = self._room.datasets.read_current(dataset_id)
+        return record.version, table
+
+    def close(self) -> None:
+        if isinstance(self._engine, DuckDBEngine):
+            self._engine.close()
+
+    def check(self, principal: Principal, request: QueryRequest, now: datetime) -> CheckedQuery:
+        """Everything short of spending: parse, policy decision, calibration. Raises denials."""
+        visible = {d.name: d for d in self._room.state.datasets() if can_see(principal, d)}
+        schemas = {name: DatasetCreate.model_validate(d.spec) for name, d in visible.items()}
+        plan = parse_query(request.sql, schemas)
+        records = {name: visible[name] for name in plan.datasets}
+        policies = {
+            name: DatasetPolicy.model_validate(d.policy) if d.policy is not None else None
+            for name, d in records.items()
+        }
+        decide_aggregate(
+            Actor(principal.id, principal.role),
+            policies,
+            self._room.agreements.for_bank(principal.id),
+            request.purpose,
+            set(plan.functions),
+            now,
+            own_datasets=frozenset(n for n, d in records.items() if d.owner_id == principal.id),
+        ).raise_if_denied()
+        sections = {name: p.aggregate for name, p in policies.items() if p and p.aggregate}
+        exact = exact_plan(plan, {n: schemas[n] for n in plan.datasets})
+        calibration = calibrate(exact, Epsilon.parse(request.epsilon), request.mechanism)
+        return CheckedQuery(
+            plan=plan,
+            exact=exact,
+            calibration=calibration,
+            records=records,
+            budgeted=[BudgetedDataset(records[n].id, n, s) for n, s in sections.items()],
+            # Several departments' data: every policy applies, so the strictest setting wins.
+            min_group_size=max(
+                [s.min_group_size for s in sections.values()] or [DEFAULT_MIN_GROUP_SIZE]
+            ),
+        )
+
+    def preview(self, principal: Principal, request: QueryRequest, call: Call) -> dict[str, Any]:
+        now = utcnow()
+        checked = self.check(principal, request, now)
+        body = {
+            "privacy": privacy_block(checked.exact, checked.calibration),
+            "budget": _budget_view(self.ledger.states(principal.id, checked.budgeted, now)),
+        }
+        call.record(resource=",".join(checked.plan.datasets), purpose=request.purpose,
+                    released=body)
+        return body
+
+    def run(self, principal: Principal, request: QueryRequest, call: Call) -> dict[str, Any]:
+        now = utcnow()
+        checked = self.check(principal, request, now)
+        states = self.ledger.spend(principal.id, checked.budgeted, checked.calibration.epsilon,
+                                   now, digest(request.model_dump()))
+        sources = {
+            n: SourceVersion(d.id, n, d.version) for n, d in checked.records.items()
+        }
+        try:
+            cells = self._engine.compute(checked.exact, sources)
+            result = release(checked.exact, cells, checked.calibration, checked.min_group_size)
+        except Exception:
+            # The spend stands (data may have been read); the log must still show it.
+            call.record(resource=",".join(checked.plan.datasets), purpose=request.purpose,
+                        decision="deny", reason="internal_error",
+                        epsilon=float(checked.calibration.epsilon))
+            raise
+        body = {
+            "columns": result.columns,
+            "rows": result.rows,
+            "privacy": result.privacy,
+            "suppressed_groups": result.suppressed_groups,
+            "budget": _budget_view(states),
+        }
+        call.record(resource=",".join(checked.plan.datasets), purpose=request.purpose,
+                    epsilon=float(checked.calibration.epsilon), released=body)
+        return body
+
+    def budgets(self, principal: Principal) -> dict[str, Any]:
+        """The caller's budgets on every dataset it could query now."""
+        now = utcnow()
+        agreements = self._room.agreements.for_bank(principal.id)
+        budgeted = []
+        for d in self._room.state.datasets():
+            if not can_see(principal, d) or d.policy is None:
+                continue
+            section = DatasetPolicy.model_validate(d.policy).aggregate
+            usable = d.owner_id == principal.id or any(
+                a.is_live(now) and d.name in a.datasets for a in agreements
+            )
+            if section is not None and usable:
+                budgeted.append(BudgetedDataset(d.id, d.name, section))
+        return {"budgets": _budget_view(self.ledger.states(principal.id, budgeted, now))}
