@@ -21,6 +21,7 @@ from saferoom.api.principals import PrincipalCreate, create_principal
 from saferoom.auth import Principal
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.demo_governance import governance_step
+from saferoom.demo_queries import query_step
 from saferoom.mock import mock_table
 from saferoom.recorder import Call
 from saferoom.room import Room
@@ -124,7 +125,7 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
     assert registry is not None
     sample = mock_table(DatasetCreate.model_validate(registry.spec), 2, seed=seed).to_pylist()
     for row in sample:
-        echo(f"      {row}")
+        echo("      " + ", ".join(f"{k}={v}" for k, v in row.items()))
     echo("  department: owns its datasets and uploads new versions (replace or append)")
     echo(f"  enterprise ({enterprise.name}): holds token; consents, reads its data and access log")
     # Agreements, policies, consents and an access log: saferoom/demo_governance.py.
@@ -135,6 +136,7 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
                                               str(row["uscc"]))
         firms.append(people[key])
     governance_step(room, people, firms, echo)
+    query_step(room, people["bank"], echo)
     report_cp = room.audit.checkpoint()
     echo(f"  auditor: {room.audit.size} audit events, signed checkpoint at size {report_cp.size} "
          f"root {report_cp.root[:16]}…")

@@ -144,7 +144,13 @@ class DuckDBEngine:
         assert qty.column is not None
         if qty.kind == "nonnull":
             return [f"count({col(qty.column)}) AS q{i}"]
-        value = col(ColumnRef(qty.column.dataset, CLIPPED + qty.column.column))
+        spec = exact.schemas[qty.column.dataset].column(qty.column.column)
+        assert spec is not None
+        assert qty.clip is not None
+        if qty.clip == Clip.of(spec):
+            value = col(ColumnRef(qty.column.dataset, CLIPPED + qty.column.column))
+        else:  # bounds narrowed by the query: clip the raw column now
+            value = clipped(col(qty.column), qty.clip, spec.type == "bool")
         out = [f"coalesce(sum({value}), 0) AS q{i}"]
         if qty.dominance:
             out += [f"max(abs({value}), 2) AS top{i}", f"coalesce(sum(abs({value})), 0) AS abs{i}"]

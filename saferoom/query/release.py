@@ -19,7 +19,7 @@ from policies.errors import PolicyDenied
 from saferoom import dp
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.query.exact import Clip, ExactCells, ExactPlan, Quantity
-from saferoom.query.plan import AggregateOutput, GroupOutput, QueryPlan
+from saferoom.query.plan import AggregateOutput, ColumnRef, GroupOutput, QueryPlan
 
 MAX_GROUPS = 100_000
 DOMINANCE_SHARE = 0.9
@@ -46,8 +46,16 @@ class QueryRelease:
     privacy: dict[str, Any]
 
 
-def exact_plan(plan: QueryPlan, schemas: Mapping[str, DatasetCreate]) -> ExactPlan:
-    """What to compute exactly: a subject count for thresholds, then counts and clipped sums."""
+def exact_plan(
+    plan: QueryPlan,
+    schemas: Mapping[str, DatasetCreate],
+    narrowed: Mapping[ColumnRef, tuple[float, float]] | None = None,
+) -> ExactPlan:
+    """What to compute exactly: a subject count for thresholds, then counts and clipped sums.
+
+    `narrowed` are clipping bounds the bank chose inside the declared ones: less noise for
+    typical values, at the cost of clipping large ones (data-independent, so free of privacy).
+    """
     bounds = {d: schemas[d].max_rows_per_subject for d in plan.datasets}
     per_subject = math.prod(bounds.values())
     quantities: dict[str, Quantity] = {
@@ -66,7 +74,10 @@ def exact_plan(plan: QueryPlan, schemas: Mapping[str, DatasetCreate]) -> ExactPl
             spec = schemas[ref.dataset].column(ref.column)
             assert spec is not None
             name = f"sum:{ref.dataset}.{ref.column}"
-            quantities.setdefault(name, Quantity(name, "sum", ref, Clip.of(spec), dominance=True))
+            clip = Clip.of(spec)
+            if narrowed and ref in narrowed:
+                clip = Clip(*narrowed[ref], clip.scale)
+            quantities.setdefault(name, Quantity(name, "sum", ref, clip, dominance=True))
     return ExactPlan(plan, schemas, tuple(quantities.values()), bounds)
 
 

@@ -23,10 +23,11 @@ from saferoom.auth import Principal
 from saferoom.budget_store import BudgetedDataset, BudgetLedger
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.datasets import can_see
+from saferoom.errors import InvalidFields
 from saferoom.query.duckdb_engine import DuckDBEngine
 from saferoom.query.exact import Engine, ExactPlan, SourceVersion
 from saferoom.query.parse import parse_query
-from saferoom.query.plan import QueryPlan
+from saferoom.query.plan import ColumnRef, QueryPlan
 from saferoom.query.release import Calibration, calibrate, exact_plan, privacy_block, release
 from saferoom.recorder import Call, digest
 from saferoom.room import Room
@@ -42,6 +43,8 @@ class QueryRequest(BaseModel):
     epsilon: float = Field(gt=0, le=10, allow_inf_nan=False)
     purpose: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     mechanism: Literal["discrete_laplace", "discrete_gaussian"] = "discrete_laplace"
+    # Tighter clipping of SUM/AVG columns inside the declared bounds: {"dataset.column": [lo, hi]}
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict, max_length=50)
 
     @field_validator("epsilon")
     @classmethod
@@ -71,6 +74,28 @@ def _budget_view(states: Sequence[BudgetState]) -> dict[str, dict[str, Any]]:
         }
         for s in states
     }
+
+
+def _narrowed(
+    bounds: dict[str, tuple[float, float]],
+    plan: QueryPlan,
+    schemas: dict[str, DatasetCreate],
+) -> dict[ColumnRef, tuple[float, float]]:
+    """Check the bank's clipping bounds: a measure the query sums, inside its declared bounds."""
+    out: dict[ColumnRef, tuple[float, float]] = {}
+    summed = {a.column for a in plan.aggregates if a.function in ("sum", "avg") and a.column}
+    for name, (lo, hi) in bounds.items():
+        dataset, _, column = name.rpartition(".")
+        ref = ColumnRef(dataset, column)
+        spec = schemas[dataset].column(column) if dataset in plan.datasets else None
+        if ref not in summed or spec is None or spec.bounds is None:
+            raise InvalidFields.at(["body", "bounds", name],
+                                   "name a measure column the query sums, as dataset.column")
+        if not (spec.bounds[0] <= lo < hi <= spec.bounds[1]):
+            raise InvalidFields.at(["body", "bounds", name],
+                                   "bounds must satisfy declared lo <= lo < hi <= declared hi")
+        out[ref] = (lo, hi)
+    return out
 
 
 class QueryService:
@@ -108,7 +133,8 @@ class QueryService:
             own_datasets=frozenset(n for n, d in records.items() if d.owner_id == principal.id),
         ).raise_if_denied()
         sections = {name: p.aggregate for name, p in policies.items() if p and p.aggregate}
-        exact = exact_plan(plan, {n: schemas[n] for n in plan.datasets})
+        exact = exact_plan(plan, {n: schemas[n] for n in plan.datasets},
+                           _narrowed(request.bounds, plan, schemas))
         calibration = calibrate(exact, Epsilon.parse(request.epsilon), request.mechanism)
         return CheckedQuery(
             plan=plan,

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from policies.errors import PolicyDenied
+from saferoom.errors import InvalidRequest
 from saferoom import dp, uscc
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.query.exact import Clip, ExactCells
@@ -194,3 +195,28 @@ def test_gaussian_queries_spend_epsilon_and_report_delta(qroom: QueryRoom) -> No
     assert body["privacy"]["delta"] == pytest.approx(1e-6)
     assert abs(body["rows"][0][0] - 50) <= 4 * body["privacy"]["ci95"]["n"]
     assert body["budget"]["loans"]["spent"] == 1.0
+
+
+def test_bank_may_narrow_clipping_bounds_inside_the_declared_ones(qroom: QueryRoom, monkeypatch):
+    k = _keys(3)
+    rows = [(k[0], "a", "x", 50.0, True), (k[1], "a", "x", 90.0, False),
+            (k[2], "a", "x", 5.0, False)]
+    qroom.add({**SPEC, "max_rows_per_subject": 1}, _table(rows), aggregate_policy())
+    qroom.agree(["loans"])
+    svc = _service(qroom)
+    captured = []
+    real = svc._engine.compute  # noqa: SLF001
+    monkeypatch.setattr(svc._engine, "compute",  # noqa: SLF001
+                        lambda e, s: captured.append(real(e, s)) or captured[-1])
+    request = QueryRequest(sql="SELECT SUM(amount) AS s FROM loans", epsilon=1, purpose=PURPOSE,
+                           bounds={"loans.amount": (0, 10)})
+    body = svc.run(BANK, request, Call(qroom.room.audit, "query", BANK))
+    assert captured[0].values["sum:loans.amount"][0] == (10 + 10 + 5) * 100
+    assert body["privacy"]["noise_scale"]["s"] == pytest.approx(10 / 0.5)  # ε split over 2
+    for bad in ({"loans.amount": (0, 1000)}, {"loans.region": (0, 1)}, {"amount": (0, 1)},
+                {"loans.amount": (5, 5)}):
+        with pytest.raises(InvalidRequest):
+            svc.run(BANK, QueryRequest(sql="SELECT SUM(amount) FROM loans", epsilon=1,
+                                       purpose=PURPOSE, bounds=bad),
+                    Call(qroom.room.audit, "query", BANK))
+    svc.close()
