@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 from policies.errors import PolicyDenied
-from saferoom.errors import InvalidRequest
 from saferoom import dp, uscc
 from saferoom.dataset_spec import DatasetCreate
+from saferoom.errors import InvalidRequest
 from saferoom.query.exact import Clip, ExactCells
 from saferoom.query.parse import parse_query
 from saferoom.query.release import exact_plan
@@ -205,8 +205,8 @@ def test_bank_may_narrow_clipping_bounds_inside_the_declared_ones(qroom: QueryRo
     qroom.agree(["loans"])
     svc = _service(qroom)
     captured = []
-    real = svc._engine.compute  # noqa: SLF001
-    monkeypatch.setattr(svc._engine, "compute",  # noqa: SLF001
+    real = svc._engine.compute
+    monkeypatch.setattr(svc._engine, "compute",
                         lambda e, s: captured.append(real(e, s)) or captured[-1])
     request = QueryRequest(sql="SELECT SUM(amount) AS s FROM loans", epsilon=1, purpose=PURPOSE,
                            bounds={"loans.amount": (0, 10)})
