@@ -33,7 +33,7 @@ def query_step(room: Room, bank: Principal, echo: Echo) -> None:
         echo("  the bank asks, with differential privacy (ε = 1.0), how many firms in each "
              "district have tax arrears:")
         echo(f"      {ARREARS_BY_REGION}")
-        echo("      (annual_tax clipped to ¥0–2,000,000 in this query: less noise for typical firms)")
+        echo("      (annual_tax clipped to ¥0–2,000,000 here: less noise for typical firms)")
         request = QueryRequest(sql=ARREARS_BY_REGION, epsilon=1.0, purpose="credit_research",
                                bounds={"tax_annual.annual_tax": (0, 2_000_000)})
         body = service.run(bank, request, Call(room.audit, "query", bank))
