@@ -60,7 +60,7 @@ async def _record_denial(request: Request, code: str) -> JSONResponse | None:
     call: Call | None = getattr(request.state, "call", None)
     room: Room = request.app.state.room
     if call is None:
-        call = Call(room.audit, f"{request.method} {request.url.path.split('?')[0]}")
+        call = room.call(f"{request.method} {request.url.path.split('?')[0]}")
     if call.recorded:
         return None
     try:

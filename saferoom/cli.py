@@ -63,7 +63,6 @@ def serve(
 def init(data_dir: DataDir = None) -> None:
     """Create the data directory, its keys, and the first admin token (printed once)."""
     from saferoom.api.principals import PrincipalCreate, create_principal
-    from saferoom.recorder import Call
 
     room = _open(_settings(data_dir))
     try:
@@ -72,7 +71,7 @@ def init(data_dir: DataDir = None) -> None:
                        "SAFEROOM_ADMIN_TOKEN when serving", err=True)
             raise typer.Exit(1)
         view, token = create_principal(room, PrincipalCreate(role="admin", name="admin"))
-        Call(room.audit, "principal.create").record(resource=view["id"], released=view)
+        room.call("principal.create").record(resource=view["id"], released=view)
     finally:
         room.close()
     typer.echo(f"admin token (shown once, keep it safe): {token}")
@@ -122,7 +121,6 @@ def keys_rotate(data_dir: DataDir = None) -> None:
     """Re-wrap every data key under a new master key (the data is not re-encrypted)."""
     from saferoom.crypto import MasterKey
     from saferoom.keyring import rotate_key_file, rotate_master_key
-    from saferoom.recorder import Call
     from saferoom.settings import decode_master_key
 
     settings = _settings(data_dir)
@@ -140,6 +138,6 @@ def keys_rotate(data_dir: DataDir = None) -> None:
             count = rotate_master_key(room.state, room.master, MasterKey(decode_master_key(new)))
             typer.echo(f"re-wrapped {count} dataset keys; now start with SAFEROOM_MASTER_KEY "
                        "set to the new key")
-        Call(room.audit, "keys.rotate").record(resource="master-key", released={"count": count})
+        room.call("keys.rotate").record(resource="master-key", released={"count": count})
     finally:
         room.close()

@@ -23,7 +23,6 @@ from saferoom.dataset_spec import DatasetCreate
 from saferoom.demo_governance import governance_step
 from saferoom.demo_queries import query_step
 from saferoom.mock import mock_table
-from saferoom.recorder import Call
 from saferoom.room import Room
 from saferoom.settings import Settings
 
@@ -53,7 +52,7 @@ def _fresh_dir(settings: Settings) -> None:
 def _principal(room: Room, role: str, name: str, uscc: str | None = None) -> tuple[Principal, str]:
     request = PrincipalCreate(role=role, name=name, uscc=uscc)  # type: ignore[arg-type]
     view, token = create_principal(room, request)
-    Call(room.audit, "principal.create").record(
+    room.call("principal.create").record(
         resource=view["id"], subjects=[uscc] if uscc else [], released=view
     )
     return Principal(view["id"], view["role"], view["name"], view.get("uscc")), token
@@ -101,10 +100,10 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
         body = DatasetCreate.model_validate(spec.body)
         t = time.perf_counter()
         record = ops.create_dataset(room, owner, body)
-        Call(room.audit, "dataset.create", owner).record(resource=record.id, released=body.name)
+        room.call("dataset.create", owner).record(resource=record.id, released=body.name)
         table = pa.Table.from_pandas(frames[name], preserve_index=False)
         rows, version = ops.upload(room, record, _csv_bytes(table), "csv", append=False)
-        Call(room.audit, "dataset.upload", owner).record(
+        room.call("dataset.upload", owner).record(
             resource=record.id, released={"rows": rows, "version": version}
         )
         took = time.perf_counter() - t

@@ -14,7 +14,6 @@ from saferoom.api.agreements import AgreementCreate, add_agreement
 from saferoom.api.consents import consent_page, grant_consent, revoke_consent
 from saferoom.api.dataset_policy import set_policy
 from saferoom.auth import Principal
-from saferoom.recorder import Call
 from saferoom.room import Room
 from saferoom.state import utcnow
 from saferoom.subject_rights import access_entry, principal_names
@@ -61,7 +60,7 @@ def governance_step(room: Room, people: dict[str, Principal], firms: list[Princi
     one's access log. `people` holds the demo's admin, bank and departments by key."""
     bank = people["bank"]
     echo("  admin signs a data-sharing agreement with the bank; departments set policies:")
-    agreement = add_agreement(room, Call(room.audit, "agreement.create", people["admin"]),
+    agreement = add_agreement(room, room.call("agreement.create", people["admin"]),
                               AgreementCreate(bank_id=bank.id, datasets=SHARED,
                                               purposes=PURPOSES,
                                               valid_until=utcnow() + timedelta(days=365)))
@@ -70,7 +69,7 @@ def governance_step(room: Room, people: dict[str, Principal], firms: list[Princi
     owners = {p.id: p for p in people.values()}
     for d in room.state.datasets():
         if d.name in _VERIFY:
-            stored = set_policy(room, Call(room.audit, "policy.put", owners[d.owner_id]), d,
+            stored = set_policy(room, room.call("policy.put", owners[d.owner_id]), d,
                                 _policy(d.name))["policy"]
             echo(f"      {d.name:<17} verify {', '.join(stored['verify']['fields'])}")
 
@@ -80,10 +79,10 @@ def governance_step(room: Room, people: dict[str, Principal], firms: list[Princi
             grantee=bank.id, purpose="loan_application",
             datasets=["tax_annual", "social_insurance"],
             expires_at=utcnow() + timedelta(days=180), acknowledge_risks=True)
-        granted, _ = grant_consent(room, Call(room.audit, "consent.grant", firm), request)
+        granted, _ = grant_consent(room, room.call("consent.grant", firm), request)
         echo(f"      {firm.name} → {granted.consent.id}")
-    revoke_consent(room, Call(room.audit, "consent.revoke", firms[-1]), granted.consent.id)
-    listed = consent_page(room, Call(room.audit, "consent.list", bank))["consents"]
+    revoke_consent(room, room.call("consent.revoke", firms[-1]), granted.consent.id)
+    listed = consent_page(room, room.call("consent.list", bank))["consents"]
     echo(f"  the bank lists its consents: {[c['status'] for c in listed]}")
     _print_access_log(room, firms[0], echo)
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from policies.errors import PolicyDenied
 from saferoom.auth import Principal
 from saferoom.query.service import QueryRequest, QueryService
-from saferoom.recorder import Call
 from saferoom.room import Room
 
 Echo = Callable[[str], None]
@@ -36,7 +35,7 @@ def query_step(room: Room, bank: Principal, echo: Echo) -> None:
         echo("      (annual_tax clipped to ¥0–2,000,000 here: less noise for typical firms)")
         request = QueryRequest(sql=ARREARS_BY_REGION, epsilon=1.0, purpose="credit_research",
                                bounds={"tax_annual.annual_tax": (0, 2_000_000)})
-        body = service.run(bank, request, Call(room.audit, "query", bank))
+        body = service.run(bank, request, room.call("query", bank))
         for region, firms, avg_tax in sorted(body["rows"], key=lambda r: -(r[1] or 0))[:6]:
             shown = "suppressed" if firms is None else f"{firms:>6,} firms"
             tax = "" if avg_tax is None else f"  avg tax ¥{avg_tax:,.0f}"
@@ -48,7 +47,7 @@ def query_step(room: Room, bank: Principal, echo: Echo) -> None:
              f"{budget['total']:g}, until {budget['period_end'][:10]}")
         refused = QueryRequest(sql="SELECT uscc, annual_tax FROM tax_annual", epsilon=1.0,
                                purpose="credit_research")
-        call = Call(room.audit, "query", bank)
+        call = room.call("query", bank)
         try:
             service.run(bank, refused, call)
         except PolicyDenied as exc:

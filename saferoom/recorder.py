@@ -6,6 +6,7 @@ Handlers record before they return; the error handlers record every denial the s
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,11 +17,17 @@ from audit.log import AuditLog
 from saferoom.auth import Principal
 
 
-def digest(released: Any) -> str:
-    """SHA-256 of the canonical JSON of what leaves the room, for the audit trail."""
+def digest(released: Any, key: bytes | None = None) -> str:
+    """SHA-256 of the canonical JSON of what leaves the room; keyed (HMAC) with the room's key.
+
+    Keyed because a small release (one yes/no answer about one firm) could otherwise be
+    recovered from its digest by anyone reading the log, by hashing both candidates.
+    """
     body = json.dumps(released, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
+                      default=str).encode()
+    if key is None:
+        return hashlib.sha256(body).hexdigest()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -28,6 +35,7 @@ class Call:
     log: AuditLog
     operation: str
     principal: Principal | None = None
+    digest_key: bytes | None = None
     recorded: list[AuditEvent] = field(default_factory=list)
 
     def record(
@@ -53,7 +61,7 @@ class Call:
             decision=decision,
             reason=reason,
             epsilon=epsilon,
-            digest=digest(released) if released is not None else None,
+            digest=digest(released, self.digest_key) if released is not None else None,
         )
         (event,) = self.log.append([draft])
         self.recorded.append(event)

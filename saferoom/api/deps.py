@@ -34,7 +34,7 @@ def operation(name: str) -> Any:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Call:
         room = get_room(request)
-        call = Call(room.audit, name)
+        call = room.call(name)
         request.state.call = call  # the error handlers record denials against this call
         header = f"Bearer {credentials.credentials}" if credentials else None
         call.principal = room.auth.authenticate(header)

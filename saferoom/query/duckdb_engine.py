@@ -6,11 +6,13 @@ SQL here is generated from a checked plan only; values go in as parameters, name
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from saferoom.dataset_spec import DatasetCreate
@@ -20,6 +22,7 @@ from saferoom.query.plan import (
     BoolOp,
     ColumnRef,
     Compare,
+    CompareOp,
     Condition,
     InList,
     IsNull,
@@ -41,6 +44,7 @@ HARDENED = {
 
 
 SID = "__sid"
+RANK = "__rank"
 CLIPPED = "__clip_"
 SUMMABLE = frozenset({"measure", "flag"})
 
@@ -58,6 +62,26 @@ def clipped(expr: str, clip: Clip, is_bool: bool) -> str:
             f" * {clip.scale}) AS BIGINT)")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    table: str
+    version: int
+    max_rank: int  # most rows any subject has: the contribution bound needs no filter below it
+
+
+@dataclass(frozen=True)
+class Predicate:
+    column: str
+    op: CompareOp
+    value: Value
+
+
+@dataclass(frozen=True)
+class VerifyCells:
+    present: npt.NDArray[np.bool_]
+    answers: list[list[bool | None]]  # per check, per subject
+
+
 class DuckDBEngine:
     """Computes `ExactPlan`s over cached, prepared tables: rows bounded per subject."""
 
@@ -67,18 +91,23 @@ class DuckDBEngine:
         # Subjects get dense integer ids: joining on them is ~2x faster than on 18-char codes.
         self._db.execute("CREATE SEQUENCE subject_ids; "
                          "CREATE TABLE subjects (code VARCHAR, sid INTEGER)")
-        self._prepared: dict[str, str] = {}  # dataset id -> table of its current version
+        self._prepared: dict[str, Prepared] = {}  # dataset id -> its current version's table
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
 
-    def _table(self, source: SourceVersion, schema: DatasetCreate, bound: int) -> str:
+    def prepared(self, source: SourceVersion, schema: DatasetCreate) -> Prepared:
+        """The decrypted version as a DuckDB table, made once per version and kept in memory.
+
+        Each row carries its subject's integer id and its rank among that subject's rows (so
+        queries can bound contributions), and each summable column also as its clipped
+        fixed-point integer; the key is indexed for verification lookups.
+        """
         with self._lock:
             cached = self._prepared.get(source.dataset_id)
-            if cached == f"{source.dataset_id}_v{source.version}":
+            if cached is not None and cached.version >= source.version:
                 return cached
-            # A newer version than the plan saw is fine: sensitivity depends on the schema only.
             version, data = self._loader(source.dataset_id)
             name = f"{source.dataset_id}_v{version}"
             con = self._db.cursor()
@@ -88,30 +117,62 @@ class DuckDBEngine:
                 f"INSERT INTO subjects SELECT n.code, nextval('subject_ids') FROM "
                 f"(SELECT DISTINCT {key} AS code FROM incoming) n ANTI JOIN subjects USING (code)"
             )
-            # Attributes are never queried: only the key and queryable columns are kept, and
-            # each summable column also as its clipped fixed-point integer, computed once.
-            keep = [f"i.{q(c.name)}" for c in schema.columns if c.role != "attribute"]
-            keep += [f"{clipped('i.' + q(c.name), Clip.of(c), c.type == 'bool')} AS "
+            clips = [f"{clipped('i.' + q(c.name), Clip.of(c), c.type == 'bool')} AS "
                      f"{q(CLIPPED + c.name)}" for c in schema.columns if c.role in SUMMABLE]
-            # At most `bound` rows per subject, so each enterprise's influence is bounded.
             con.execute(
-                f"CREATE OR REPLACE TABLE {q(name)} AS SELECT s.sid AS {SID}, {', '.join(keep)} "
+                f"CREATE OR REPLACE TABLE {q(name)} AS SELECT s.sid AS {SID}, "
+                f"i.* EXCLUDE (__n), i.__n AS {RANK}{''.join(', ' + c for c in clips)} "
                 f"FROM (SELECT *, row_number() OVER (PARTITION BY {key}) AS __n FROM incoming) i "
-                f"JOIN subjects s ON s.code = i.{key} WHERE i.__n <= {int(bound)}"
+                f"JOIN subjects s ON s.code = i.{key}"
             )
             con.unregister("incoming")
-            if cached is not None and cached != name:
-                con.execute(f"DROP TABLE IF EXISTS {q(cached)}")
-            self._prepared[source.dataset_id] = name
-            return name
+            con.execute(f"CREATE INDEX {q(name + '_key')} ON {q(name)} ({key})")
+            row = con.execute(f"SELECT coalesce(max({RANK}), 0) FROM {q(name)}").fetchone()
+            prepared = Prepared(name, version, int(row[0]) if row else 0)
+            if cached is not None:
+                con.execute(f"DROP TABLE IF EXISTS {q(cached.table)}")
+            self._prepared[source.dataset_id] = prepared
+            return prepared
+
+    def verify(
+        self, source: SourceVersion, schema: DatasetCreate, subjects: Sequence[str],
+        checks: Sequence[Predicate],
+    ) -> VerifyCells:
+        """Evaluate every check on every subject in one set-based query.
+
+        A subject with several rows satisfies a check only if every row does; `present` says
+        whether the subject has rows at all, and an answer is null where the value is missing.
+        """
+        table = self.prepared(source, schema)
+        batch = pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
+                          "code": pa.array(subjects, pa.string())})
+        params: list[Value] = []
+        answers = []
+        for i, c in enumerate(checks):
+            test = _condition(Compare(ColumnRef("t", c.column), c.op, c.value),
+                              lambda ref: "t." + q(ref.column), params)
+            answers.append(f"bool_and({test}) AS a{i}")
+        con = self._db.cursor()
+        con.register("batch", batch)
+        try:
+            result = con.sql(
+                f"SELECT b.pos, count(t.{q(schema.key)}) AS present"
+                f"{''.join(', ' + a for a in answers)} FROM batch b "
+                f"LEFT JOIN {q(table.table)} t ON t.{q(schema.key)} = b.code "
+                "GROUP BY b.pos ORDER BY b.pos", params=params,
+            ).to_arrow_table()
+        finally:
+            con.unregister("batch")
+        return VerifyCells(
+            present=result.column("present").to_numpy() > 0,
+            answers=[result.column(f"a{i}").to_pylist() for i in range(len(checks))],
+        )
 
     def compute(self, exact: ExactPlan, sources: Mapping[str, SourceVersion]) -> ExactCells:
         plan = exact.plan
         alias = {d: f"t{i}" for i, d in enumerate(plan.datasets)}
-        tables = {
-            d: self._table(sources[d], exact.schemas[d], exact.row_bounds[d])
-            for d in plan.datasets
-        }
+        prepared = {d: self.prepared(sources[d], exact.schemas[d]) for d in plan.datasets}
+        tables = {d: p.table for d, p in prepared.items()}
 
         def col(ref: ColumnRef) -> str:
             return f"{alias[ref.dataset]}.{q(ref.column)}"
@@ -126,8 +187,13 @@ class DuckDBEngine:
         for i, qty in enumerate(exact.quantities):
             select += self._quantity_sql(i, qty, exact, col, alias[base])
         sql = f"SELECT {', '.join(select)} FROM {sql_from}"
+        # At most `bound` rows per subject, so each enterprise's influence is bounded.
+        filters = [f"{alias[d]}.{RANK} <= {int(exact.row_bounds[d])}"
+                   for d, p in prepared.items() if p.max_rank > exact.row_bounds[d]]
         if plan.where is not None:
-            sql += " WHERE " + _condition(plan.where, col, params)
+            filters.append(_condition(plan.where, col, params))
+        if filters:
+            sql += " WHERE " + " AND ".join(filters)
         if plan.group_by:
             sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(plan.group_by)))
         table = self._db.cursor().sql(sql, params=params).to_arrow_table()

@@ -14,7 +14,6 @@ from saferoom.query.exact import Clip, ExactCells
 from saferoom.query.parse import parse_query
 from saferoom.query.release import exact_plan
 from saferoom.query.service import QueryRequest, QueryService
-from saferoom.recorder import Call
 from tests.query.conftest import BANK, PURPOSE, QueryRoom, aggregate_policy
 
 SPEC = {
@@ -68,7 +67,7 @@ def _exact_engine(qroom: QueryRoom, monkeypatch, sql: str) -> ExactCells:
         return cells
 
     monkeypatch.setattr(svc._engine, "compute", spy)
-    svc.run(BANK, QueryRequest(sql=sql, epsilon=1, purpose=PURPOSE), Call(qroom.room.audit,
+    svc.run(BANK, QueryRequest(sql=sql, epsilon=1, purpose=PURPOSE), qroom.room.call(
                                                                             "query", BANK))
     svc.close()
     return captured[0]
@@ -100,7 +99,7 @@ def test_public_domain_releases_empty_groups_and_suppresses_small(qroom: QueryRo
     svc = _service(qroom)
     body = svc.run(BANK, QueryRequest(sql="SELECT region, COUNT(*) AS n FROM loans GROUP BY "
                                       "region", epsilon=5, purpose=PURPOSE),
-                   Call(qroom.room.audit, "query", BANK))
+                   qroom.room.call("query", BANK))
     svc.close()
     rows_out = {r[0]: r[1] for r in body["rows"]}
     assert set(rows_out) == {"a", "b", "c"}  # "c" is empty and still released
@@ -118,7 +117,7 @@ def test_dominated_sums_are_suppressed(qroom: QueryRoom) -> None:
     svc = _service(qroom)
     body = svc.run(BANK, QueryRequest(sql="SELECT region, COUNT(*) AS n, SUM(amount) AS s "
                                       "FROM loans GROUP BY region", epsilon=5, purpose=PURPOSE),
-                   Call(qroom.room.audit, "query", BANK))
+                   qroom.room.call("query", BANK))
     svc.close()
     row = next(r for r in body["rows"] if r[0] == "a")
     assert row[1] is not None and row[2] is None  # count released, dominated sum not
@@ -132,7 +131,7 @@ def test_unknown_domain_groups_need_the_noisy_threshold(qroom: QueryRoom) -> Non
     svc = _service(qroom)
     body = svc.run(BANK, QueryRequest(sql="SELECT kind, COUNT(*) FROM loans GROUP BY kind",
                                       epsilon=5, purpose=PURPOSE),
-                   Call(qroom.room.audit, "query", BANK))
+                   qroom.room.call("query", BANK))
     svc.close()
     assert [r[0] for r in body["rows"]] == ["big"]  # a group of one never appears
     assert body["privacy"]["delta"] > 0
@@ -160,7 +159,7 @@ def test_refusals_never_reach_the_engine_and_spend_nothing(
     svc = _service(qroom, _NeverEngine())
     with pytest.raises(PolicyDenied) as info:
         svc.run(BANK, QueryRequest(sql=sql, epsilon=epsilon, purpose=purpose),
-                Call(qroom.room.audit, "query", BANK))
+                qroom.room.call("query", BANK))
     assert info.value.code == code
     assert svc.budgets(BANK)["budgets"]["loans"]["spent"] == 0
 
@@ -171,7 +170,7 @@ def test_no_policy_section_means_no_queries(qroom: QueryRoom) -> None:
     svc = _service(qroom, _NeverEngine())
     with pytest.raises(PolicyDenied) as info:
         svc.run(BANK, QueryRequest(sql="SELECT COUNT(*) FROM loans", epsilon=1, purpose=PURPOSE),
-                Call(qroom.room.audit, "query", BANK))
+                qroom.room.call("query", BANK))
     assert info.value.code == "query_not_allowed"
 
 
@@ -189,7 +188,7 @@ def test_gaussian_queries_spend_epsilon_and_report_delta(qroom: QueryRoom) -> No
     svc = _service(qroom)
     body = svc.run(BANK, QueryRequest(sql="SELECT COUNT(*) AS n FROM loans", epsilon=1,
                                       purpose=PURPOSE, mechanism="discrete_gaussian"),
-                   Call(qroom.room.audit, "query", BANK))
+                   qroom.room.call("query", BANK))
     svc.close()
     assert body["privacy"]["mechanism"] == "discrete_gaussian"
     assert body["privacy"]["delta"] == pytest.approx(1e-6)
@@ -210,7 +209,7 @@ def test_bank_may_narrow_clipping_bounds_inside_the_declared_ones(qroom: QueryRo
                         lambda e, s: captured.append(real(e, s)) or captured[-1])
     request = QueryRequest(sql="SELECT SUM(amount) AS s FROM loans", epsilon=1, purpose=PURPOSE,
                            bounds={"loans.amount": (0, 10)})
-    body = svc.run(BANK, request, Call(qroom.room.audit, "query", BANK))
+    body = svc.run(BANK, request, qroom.room.call("query", BANK))
     assert captured[0].values["sum:loans.amount"][0] == (10 + 10 + 5) * 100
     assert body["privacy"]["noise_scale"]["s"] == pytest.approx(10 / 0.5)  # ε split over 2
     for bad in ({"loans.amount": (0, 1000)}, {"loans.region": (0, 1)}, {"amount": (0, 1)},
@@ -218,5 +217,5 @@ def test_bank_may_narrow_clipping_bounds_inside_the_declared_ones(qroom: QueryRo
         with pytest.raises(InvalidRequest):
             svc.run(BANK, QueryRequest(sql="SELECT SUM(amount) FROM loans", epsilon=1,
                                        purpose=PURPOSE, bounds=bad),
-                    Call(qroom.room.audit, "query", BANK))
+                    qroom.room.call("query", BANK))
     svc.close()
