@@ -31,6 +31,7 @@ from saferoom.api import (
     subject,
 )
 from saferoom.api import queries as query_routes
+from saferoom.api import verifications as verification_routes
 from saferoom.errors import (
     PayloadTooLarge,
     SafeRoomError,
@@ -38,9 +39,10 @@ from saferoom.errors import (
     public_message,
     status_for,
 )
-from saferoom.query.service import QueryService
+from saferoom.query.service import QueryService, engine_for
 from saferoom.recorder import Call
 from saferoom.room import Room
+from saferoom.verification import VerificationService
 
 log = logging.getLogger("saferoom")
 _TOO_LARGE = "saferoom.body_too_large"
@@ -152,7 +154,8 @@ def _limit_body(scope: Scope, receive: Receive, limit: int) -> Receive:
 
 
 def create_app(room: Room) -> FastAPI:
-    queries = QueryService(room)
+    engine = engine_for(room)
+    queries = QueryService(room, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,6 +171,7 @@ def create_app(room: Room) -> FastAPI:
     )
     app.state.room = room
     app.state.queries = queries
+    app.state.verifications = VerificationService(room, engine)
     for exc_type in (SafeRoomError, PolicyDenied, AuditError, RequestValidationError,
                      HTTPException):
         app.add_exception_handler(exc_type, _handle)
@@ -181,6 +185,7 @@ def create_app(room: Room) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(audit_routes.router)
     app.include_router(query_routes.router)
+    app.include_router(verification_routes.router)
     app.include_router(agreements.router)
     app.include_router(dataset_policy.router)
     app.include_router(consents.router)

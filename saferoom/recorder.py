@@ -66,3 +66,31 @@ class Call:
         (event,) = self.log.append([draft])
         self.recorded.append(event)
         return event
+
+
+@dataclass(frozen=True)
+class SubjectRelease:
+    """What one subject's part of a batch released, for its own audit event."""
+
+    subject: str
+    decision: Literal["allow", "deny"]
+    reason: str | None
+    released: Any
+
+
+def record_per_subject(
+    call: Call, releases: Iterable[SubjectRelease], *, resource: str, purpose: str
+) -> list[AuditEvent]:
+    """One event per subject, so each enterprise finds its own; one durable append for all."""
+    p = call.principal
+    drafts = [
+        EventDraft(
+            actor=p.id if p else None, role=p.role if p else None, action=call.operation,
+            resource=resource, subjects=(r.subject,), purpose=purpose, decision=r.decision,
+            reason=r.reason, digest=digest(r.released, call.digest_key),
+        )
+        for r in releases
+    ]
+    events = call.log.append(drafts)
+    call.recorded.extend(events)
+    return events

@@ -98,16 +98,22 @@ def _narrowed(
     return out
 
 
+def engine_for(room: Room) -> DuckDBEngine:
+    """The process's engine over the room's sealed datasets (one per process: it caches)."""
+
+    def load(dataset_id: str) -> tuple[int, pa.Table]:
+        record, table = room.datasets.read_current(dataset_id)
+        return record.version, table
+
+    return DuckDBEngine(load)
+
+
 class QueryService:
     def __init__(self, room: Room, engine: Engine | None = None) -> None:
         dp.enable()
         self._room = room
-        self._engine = engine or DuckDBEngine(self._load)
+        self._engine = engine or engine_for(room)
         self.ledger = BudgetLedger(room.state)
-
-    def _load(self, dataset_id: str) -> tuple[int, pa.Table]:
-        record, table = self._room.datasets.read_current(dataset_id)
-        return record.version, table
 
     def close(self) -> None:
         if isinstance(self._engine, DuckDBEngine):

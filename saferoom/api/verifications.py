@@ -1,0 +1,24 @@
+"""Verification for banks: yes/no answers about consenting enterprises, in batches."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from saferoom.api.deps import operation
+from saferoom.recorder import Call
+from saferoom.verification import VerificationRequest, VerificationService
+
+router = APIRouter()
+
+
+@router.post("/v1/verifications")
+def post_verifications(
+    body: VerificationRequest, request: Request, call: Annotated[Call, operation("verify")]
+) -> JSONResponse:
+    assert call.principal is not None
+    service: VerificationService = request.app.state.verifications
+    # Up to 100,000 answers: serialised directly, not walked by FastAPI's generic encoder.
+    return JSONResponse(service.verify(call.principal, body, call))

@@ -1,0 +1,199 @@
+"""Verification (核验): yes/no answers to `field op value` about consenting enterprises.
+
+A batch is decided by `policies` in one pass, answered by one set-based query per dataset, and
+audited with one event per subject, appended durably before the answers leave.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from policies.decisions import decide_verify_request
+from policies.documents import DatasetPolicy
+from policies.extraction import value_key
+from policies.facts import Actor
+from policies.verification import CheckRule, check_rule_decision, decide_verify_batch
+from saferoom import uscc
+from saferoom.auth import Principal
+from saferoom.dataset_spec import ColumnSpec, DatasetCreate
+from saferoom.datasets import can_see
+from saferoom.errors import InvalidFields
+from saferoom.extraction_store import ExtractionLedger
+from saferoom.query.duckdb_engine import DuckDBEngine, Predicate
+from saferoom.query.exact import SourceVersion
+from saferoom.query.plan import CompareOp, Value
+from saferoom.recorder import Call, SubjectRelease, record_per_subject
+from saferoom.room import Room
+from saferoom.state import DatasetRecord, utcnow
+
+MAX_SUBJECTS = 10_000
+MAX_CHECKS = 10
+NAME = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(pattern=NAME)
+    field: str = Field(pattern=NAME)
+    op: Literal["=", "!=", ">=", "<=", ">", "<"]
+    value: StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class VerificationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(pattern=NAME)
+    subjects: list[StrictStr] = Field(min_length=1, max_length=MAX_SUBJECTS)
+    checks: list[CheckRequest] = Field(min_length=1, max_length=MAX_CHECKS)
+
+
+@dataclass(frozen=True)
+class ResolvedCheck:
+    record: DatasetRecord
+    schema: DatasetCreate
+    column: ColumnSpec
+    op: CompareOp
+    value: Value
+
+
+def typed_value(value: object, column: ColumnSpec) -> Value | None:
+    """The check's value as the column's type, or None if it does not fit."""
+    kind = column.type
+    if kind == "bool":
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return None
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) else None
+    if kind == "float":
+        return float(value) if isinstance(value, int | float) else None
+    if kind == "date":
+        try:
+            return date.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def check_subjects(subjects: Sequence[str]) -> None:
+    """Every subject a valid USCC, none twice; 422 naming the first bad index, not the value."""
+    bad = uscc.first_invalid(pa.array(subjects, pa.string()))
+    if bad is not None:
+        raise InvalidFields.at(["body", "subjects", bad], "not a valid unified social credit code")
+    if len(set(subjects)) != len(subjects):
+        seen: set[str] = set()
+        for i, s in enumerate(subjects):
+            if s in seen:
+                raise InvalidFields.at(["body", "subjects", i], "a subject appears twice")
+            seen.add(s)
+
+
+class VerificationService:
+    def __init__(self, room: Room, engine: DuckDBEngine) -> None:
+        self._room = room
+        self._engine = engine
+        self.ledger = ExtractionLedger(room.state)
+
+    def resolve(self, principal: Principal, request: VerificationRequest) -> list[ResolvedCheck]:
+        """Datasets the caller may see, real fields, values of the field's type; else 422."""
+        visible = {d.name: d for d in self._room.state.datasets() if can_see(principal, d)}
+        out = []
+        for i, check in enumerate(request.checks):
+            record = visible.get(check.dataset)
+            if record is None:
+                raise InvalidFields.at(["body", "checks", i, "dataset"], "unknown dataset")
+            schema = DatasetCreate.model_validate(record.spec)
+            column = schema.column(check.field)
+            if column is None:
+                raise InvalidFields.at(["body", "checks", i, "field"], "unknown field")
+            value = typed_value(check.value, column)
+            if value is None:
+                raise InvalidFields.at(["body", "checks", i, "value"],
+                                       f"the value must be of type {column.type}")
+            out.append(ResolvedCheck(record, schema, column, check.op, value))
+        return out
+
+    def verify(self, principal: Principal, request: VerificationRequest, call: Call
+               ) -> dict[str, Any]:
+        now = utcnow()
+        check_subjects(request.subjects)
+        checks = self.resolve(principal, request)
+        records = {c.record.name: c.record for c in checks}
+        policies = {
+            name: DatasetPolicy.model_validate(d.policy) if d.policy is not None else None
+            for name, d in records.items()
+        }
+        decide_verify_request(
+            Actor(principal.id, principal.role), policies,
+            self._room.agreements.for_bank(principal.id), request.purpose, now,
+            own_datasets=frozenset(n for n, d in records.items() if d.owner_id == principal.id),
+        ).raise_if_denied()
+        rules = [CheckRule(c.record.name, c.column.name, c.op, value_key(c.value)) for c in checks]
+        for rule in rules:
+            fixed = check_rule_decision(policies[rule.dataset], rule, request.purpose)
+            if fixed is not None and fixed.code == "query_not_allowed":
+                fixed.raise_if_denied()  # an operator the policy forbids: refuse the request
+        consents = self._room.consents.live_for(principal.id, request.subjects, request.purpose,
+                                                now)
+
+        def decide(asked: Any) -> tuple[Any, Any]:
+            verdict = decide_verify_batch(principal.id, request.purpose, request.subjects, rules,
+                                          policies, consents, asked, now)
+            return verdict.decisions, verdict.newly_asked
+
+        decisions = self.ledger.decide_and_record(principal.id, request.subjects, decide, now)
+        answers = self._answer(checks, request.subjects)
+        results: list[dict[str, Any]] = []
+        releases: list[SubjectRelease] = []
+        for i, subject in enumerate(request.subjects):
+            mine = []
+            for j, decision in enumerate(decisions[i]):
+                item: dict[str, Any] = {"uscc": subject, "check": j, "answer": None}
+                if not decision.allowed:
+                    item["reason"] = decision.code
+                else:
+                    present, answer = answers[j]
+                    if not present[i]:
+                        item["reason"] = "no_record"
+                    elif answer[i] is None:
+                        item["reason"] = "no_value"
+                    else:
+                        item["answer"] = answer[i]
+                mine.append(item)
+            denied = sorted({str(d.code) for d in decisions[i] if not d.allowed})
+            allowed = any(d.allowed for d in decisions[i])
+            releases.append(SubjectRelease(subject, "allow" if allowed else "deny",
+                                           ",".join(denied) or None, mine))
+            results.extend(mine)
+        record_per_subject(call, releases, resource=",".join(sorted(records)),
+                           purpose=request.purpose)
+        return {"results": results}
+
+    def _answer(
+        self, checks: Sequence[ResolvedCheck], subjects: Sequence[str]
+    ) -> list[tuple[Any, list[bool | None]]]:
+        """Per check: (which subjects have rows, the answers), one query per dataset."""
+        by_dataset: dict[str, list[int]] = defaultdict(list)
+        for j, c in enumerate(checks):
+            by_dataset[c.record.name].append(j)
+        out: list[Any] = [None] * len(checks)
+        for indexes in by_dataset.values():
+            first = checks[indexes[0]]
+            cells = self._engine.verify(
+                SourceVersion(first.record.id, first.record.name, first.record.version),
+                first.schema, subjects,
+                [Predicate(checks[j].column.name, checks[j].op, checks[j].value) for j in indexes],
+            )
+            for k, j in enumerate(indexes):
+                out[j] = (cells.present, cells.answers[k])
+        return out
