@@ -46,7 +46,9 @@ class BatchVerdict:
     newly_asked: list[Asked]  # to record, so the limit holds across requests
 
 
-def check_rule_decision(policy: DatasetPolicy | None, rule: CheckRule, purpose: str) -> Decision | None:
+def check_rule_decision(
+    policy: DatasetPolicy | None, rule: CheckRule, purpose: str
+) -> Decision | None:
     """The part of a check's decision that does not depend on the subject (None: go on)."""
     rules = None if policy is None else policy.verify
     if rules is None:
