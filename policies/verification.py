@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,7 +74,7 @@ def decide_verify_batch(
     checks: Sequence[CheckRule],
     policies: Mapping[str, DatasetPolicy | None],
     consents: Iterable[Consent],
-    asked: Mapping[tuple[str, str, str], frozenset[str]],
+    asked: Mapping[tuple[str, str, str], AbstractSet[str]],
     now: datetime,
 ) -> BatchVerdict:
     """Decide every cell; `asked` maps (subject, dataset.field, scope) to the values tested."""
@@ -90,39 +91,64 @@ def decide_verify_batch(
     tested: dict[tuple[str, str, str], set[str]] = {}
     newly: list[Asked] = []
     decisions: list[list[Decision]] = []
+    # Decisions are immutable: one object per distinct outcome serves every cell that has it.
+    no_consent_needed = Decision.allow("the policy requires no consent")
+    consented: dict[str, Decision] = {}
+    denied_consent = {
+        i: Decision.deny("consent_required", f"no live consent from the subject covers "
+                         f"{r.dataset}.{r.field} for this bank and purpose {purpose}")
+        for i, r in enumerate(checks)
+    }
+    over_limit: dict[int, Decision] = {}
+    refs = [field_ref(r.dataset, r.field) for r in checks]
+    scope_covers: dict[tuple[frozenset[str], frozenset[str] | None, str, str], bool] = {}
+
+    def _covers(c: Consent, where: tuple[str, str]) -> bool:
+        """`c.covers`, memoised by scope: thousands of consents share a handful of scopes."""
+        key = (c.datasets, c.fields, *where)
+        hit = scope_covers.get(key)
+        if hit is None:
+            hit = scope_covers[key] = c.covers(where[0], (where[1],))
+        return hit
+
     for subject in subjects:
         row: list[Decision] = []
-        for rule, fixed_decision, rules in zip(checks, fixed, verify_rules, strict=True):
+        mine = by_subject.get(subject, ())
+        covering: dict[tuple[str, str], str | None] = {}
+        for i, (rule, fixed_decision, rules) in enumerate(
+            zip(checks, fixed, verify_rules, strict=True)
+        ):
             if fixed_decision is not None:
                 row.append(fixed_decision)
                 continue
             assert rules is not None
-            decision = Decision.allow("the policy requires no consent")
+            decision = no_consent_needed
             scope = NO_CONSENT_SCOPE
             if rules.consent_required:
-                used = [c for c in by_subject.get(subject, ())
-                        if c.covers(rule.dataset, (rule.field,))]
-                if not used:
-                    row.append(Decision.deny(
-                        "consent_required", f"no live consent from the subject covers "
-                        f"{rule.dataset}.{rule.field} for this bank and purpose {purpose}"))
+                where = (rule.dataset, rule.field)
+                if where not in covering:
+                    # The oldest covering consent carries the count, so a second consent does
+                    # not open a fresh allowance for the same field.
+                    covering[where] = next((c.id for c in mine if _covers(c, where)), None)
+                found = covering[where]
+                if found is None:
+                    row.append(denied_consent[i])
                     continue
-                # The oldest covering consent carries the count, so a second consent does not
-                # open a fresh allowance for the same field.
-                scope = used[0].id
-                decision = Decision.allow("consented", consent_ids=[scope])
-            ref = field_ref(rule.dataset, rule.field)
-            key = (subject, ref, scope)
+                scope = found
+                decision = consented.get(scope) or consented.setdefault(
+                    scope, Decision.allow("consented", consent_ids=[scope]))
+            key = (subject, refs[i], scope)
             so_far = tested.get(key)
             if so_far is None:
                 so_far = tested[key] = set(asked.get(key, frozenset()))
-            limit = decide_extraction(so_far, rule.value_key, rules.max_distinct_values_per_consent)
-            if not limit.allowed:
-                row.append(limit)
-                continue
+            limit = rules.max_distinct_values_per_consent
             if rule.value_key not in so_far:
+                if len(so_far) >= limit:
+                    row.append(over_limit.get(limit) or over_limit.setdefault(
+                        limit, decide_extraction(so_far, rule.value_key, limit)))
+                    continue
                 so_far.add(rule.value_key)
-                newly.append(Asked(subject, ref, scope, rule.value_key))
+                newly.append(Asked(subject, refs[i], scope, rule.value_key))
             row.append(decision)
         decisions.append(row)
     return BatchVerdict(decisions, newly)

@@ -32,6 +32,7 @@ from saferoom.api import (
 )
 from saferoom.api import queries as query_routes
 from saferoom.api import verifications as verification_routes
+from saferoom.api import watches as watch_routes
 from saferoom.errors import (
     PayloadTooLarge,
     SafeRoomError,
@@ -43,6 +44,7 @@ from saferoom.query.service import QueryService, engine_for
 from saferoom.recorder import Call
 from saferoom.room import Room
 from saferoom.verification import VerificationService
+from saferoom.watches import WatchService
 
 log = logging.getLogger("saferoom")
 _TOO_LARGE = "saferoom.body_too_large"
@@ -156,10 +158,14 @@ def _limit_body(scope: Scope, receive: Receive, limit: int) -> Receive:
 def create_app(room: Room) -> FastAPI:
     engine = engine_for(room)
     queries = QueryService(room, engine)
+    verifications = VerificationService(room, engine)
+    watches = WatchService(room, verifications, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watches.start()
         yield
+        await asyncio.to_thread(watches.stop)  # before the engine and the room close under it
         queries.close()
         room.close()
 
@@ -171,7 +177,8 @@ def create_app(room: Room) -> FastAPI:
     )
     app.state.room = room
     app.state.queries = queries
-    app.state.verifications = VerificationService(room, engine)
+    app.state.verifications = verifications
+    app.state.watches = watches
     for exc_type in (SafeRoomError, PolicyDenied, AuditError, RequestValidationError,
                      HTTPException):
         app.add_exception_handler(exc_type, _handle)
@@ -186,6 +193,7 @@ def create_app(room: Room) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(query_routes.router)
     app.include_router(verification_routes.router)
+    app.include_router(watch_routes.router)
     app.include_router(agreements.router)
     app.include_router(dataset_policy.router)
     app.include_router(consents.router)

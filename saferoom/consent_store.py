@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from policies.facts import Consent
 from saferoom.state import StateStore
 
@@ -23,8 +25,11 @@ CREATE TABLE IF NOT EXISTS consents (
     granted_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ, notices_digest VARCHAR NOT NULL,
     receipt_payload VARCHAR NOT NULL, receipt_signature VARCHAR NOT NULL);
 -- The notice texts shown at a grant, once per distinct set (content-addressed by digest).
+-- Verification looks consents up by subject, often one subject at a time.
+CREATE INDEX IF NOT EXISTS consents_by_subject ON consents (subject_uscc);
 CREATE TABLE IF NOT EXISTS consent_notices (digest VARCHAR PRIMARY KEY, notices JSON NOT NULL);
 """
+FEW = 32
 _COLUMNS = ("seq, id, subject_uscc, grantee_bank_id, purpose, datasets, fields, expires_at, "
             "granted_at, revoked_at, notices_digest, receipt_payload, receipt_signature")
 _SELECT = f"SELECT {_COLUMNS} FROM consents"  # noqa: S608 (constants only)
@@ -121,11 +126,18 @@ class ConsentStore:
         """
         if not subjects:
             return []
-        rows = self._state.query(
-            _SELECT + " WHERE grantee_bank_id = ? AND purpose = ?"
-            " AND subject_uscc IN (SELECT unnest(?::VARCHAR[]))"
-            " AND granted_at <= ? AND ? < expires_at AND (revoked_at IS NULL OR ? < revoked_at)"
-            " ORDER BY seq",
-            [bank_id, purpose, list(subjects), now, now, now],
-        )
+        live = (" grantee_bank_id = ? AND purpose = ? AND granted_at <= ? AND ? < expires_at"
+                " AND (revoked_at IS NULL OR ? < revoked_at) ORDER BY seq")
+        params = [bank_id, purpose, now, now, now]
+        if len(subjects) <= FEW:
+            # A few subjects: filter on the subject alone so DuckDB uses the index (any other
+            # condition turns it into a scan), then keep the live ones here.
+            marks = ", ".join("?" for _ in subjects)
+            found = [_consent(r) for r in self._state.query(
+                _SELECT + f" WHERE subject_uscc IN ({marks}) ORDER BY seq", list(subjects))]
+            return [c for c in found if c.grantee_bank_id == bank_id and c.purpose == purpose
+                    and c.is_live(now)]
+        rows = self._state.query_joined(
+            "wanted", pa.table({"subject": pa.array(subjects, pa.string())}),
+            _SELECT + " SEMI JOIN wanted w ON w.subject = subject_uscc WHERE" + live, params)
         return [_consent(r) for r in rows]

@@ -5,9 +5,10 @@ A data key per dataset, wrapped by the master key; key id, dataset id and versio
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +19,9 @@ from saferoom.sealed_file import SealedWriter, read_sealed
 from saferoom.state import DatasetRecord, Segment, StateStore
 
 IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# Told (dataset id, new version) after each commit; must return quickly (e.g. wake a worker).
+CommitListener = Callable[[str, int], None]
+log = logging.getLogger(__name__)
 
 
 def wrap_context(dataset_id: str) -> str:
@@ -45,7 +49,13 @@ class DatasetStore:
         self._master = master
         self._upload_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._listeners: list[CommitListener] = []
         root.mkdir(parents=True, exist_ok=True)
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call `listener` after every committed version; returns the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def new_data_key(self, dataset_id: str) -> tuple[bytes, str]:
         """A fresh data key, returned wrapped, with its public id."""
@@ -87,6 +97,11 @@ class DatasetStore:
             (directory / name).unlink(missing_ok=True)
             raise
         self._collect_garbage(d.id, {s.file for s in kept} | {name})
+        for listener in list(self._listeners):
+            try:
+                listener(d.id, version)
+            except Exception as exc:  # the version is committed: a listener cannot undo it
+                log.error("commit listener failed with %s", type(exc).__name__)
         return sum(s.rows for s in kept) + rows, version
 
     def _collect_garbage(self, dataset_id: str, live: set[str]) -> None:

@@ -5,9 +5,12 @@ It survives restarts (DuckDB), and reads and writes happen in one locked transac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import TypeVar
+
+import pyarrow as pa
 
 from policies.verification import Asked
 from saferoom.state import StateStore
@@ -16,9 +19,11 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS verify_asked (
     bank_id VARCHAR NOT NULL, subject VARCHAR NOT NULL, field VARCHAR NOT NULL,
     scope VARCHAR NOT NULL, value_key VARCHAR NOT NULL, asked_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS verify_asked_by_subject ON verify_asked (subject);
 """
+FEW = 32
 T = TypeVar("T")
-AskedSoFar = dict[tuple[str, str, str], frozenset[str]]
+AskedSoFar = Mapping[tuple[str, str, str], AbstractSet[str]]
 
 
 class ExtractionLedger:
@@ -39,18 +44,33 @@ class ExtractionLedger:
         take the last allowance.
         """
         with self._state.transaction() as con:
-            rows = con.execute(
-                "SELECT subject, field, scope, list(value_key) FROM verify_asked "
-                "WHERE bank_id = ? AND subject IN (SELECT unnest(?::VARCHAR[])) "
-                "GROUP BY subject, field, scope",
-                [bank_id, list(subjects)],
-            ).fetchall()
-            result, new = decide({(s, f, sc): frozenset(v) for s, f, sc, v in rows})
+            select = "SELECT v.subject, v.field, v.scope, v.value_key FROM verify_asked v "
+            if len(subjects) <= FEW:
+                # The index, rather than a join that scans the ledger; the subject must be the
+                # only condition for DuckDB to use it, so the bank is filtered here.
+                marks = ", ".join("?" for _ in subjects)
+                sql = ("SELECT v.bank_id, v.subject, v.field, v.scope, v.value_key FROM "
+                       f"verify_asked v WHERE v.subject IN ({marks})")
+                rows = [r[1:] for r in con.execute(sql, list(subjects)).fetchall()
+                        if r[0] == bank_id]
+            else:
+                con.register("asking", pa.table({"subject": pa.array(subjects, pa.string())}))
+                try:
+                    rows = con.execute(select + "SEMI JOIN asking a ON a.subject = v.subject "
+                                       "WHERE v.bank_id = ?", [bank_id]).fetchall()
+                finally:
+                    con.unregister("asking")
+            asked: dict[tuple[str, str, str], set[str]] = {}
+            for subject, field, scope, value in rows:
+                asked.setdefault((subject, field, scope), set()).add(value)
+            result, new = decide(asked)
             if new:
-                con.execute(
-                    "INSERT INTO verify_asked SELECT ?, unnest(?::VARCHAR[]), "
-                    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?",
-                    [bank_id, [a.subject for a in new], [a.field for a in new],
-                     [a.scope for a in new], [a.value_key for a in new], now],
-                )
+                con.register("new_asks", pa.table({
+                    "subject": [a.subject for a in new], "field": [a.field for a in new],
+                    "scope": [a.scope for a in new], "value_key": [a.value_key for a in new]}))
+                try:
+                    con.execute("INSERT INTO verify_asked SELECT ?, subject, field, scope, "
+                                "value_key, ? FROM new_asks", [bank_id, now])
+                finally:
+                    con.unregister("new_asks")
         return result

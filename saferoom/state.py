@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BLOB NOT NULL);
@@ -92,6 +93,10 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self._con = duckdb.connect(str(path))
         self._lock = threading.RLock()
+        # Dataset records are read on every request and written rarely: cached, and dropped on
+        # any write (and at the end of any transaction, committed or rolled back).
+        self._generation = 0
+        self._cached: tuple[int, dict[str, DatasetRecord]] | None = None
         with self._lock:
             self._con.execute(SCHEMA)
 
@@ -108,6 +113,8 @@ class StateStore:
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+            finally:
+                self._generation += 1
             self._con.execute("COMMIT")
 
     def ensure_schema(self, ddl: str) -> None:
@@ -119,8 +126,20 @@ class StateStore:
         with self._lock:
             return self._con.execute(sql, list(params)).fetchall()
 
+    def query_joined(
+        self, name: str, table: pa.Table, sql: str, params: Sequence[object] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run `sql` with `table` visible as `name`: thousands of keys, joined, not bound."""
+        with self._lock:
+            self._con.register(name, table)
+            try:
+                return self._con.execute(sql, list(params)).fetchall()
+            finally:
+                self._con.unregister(name)
+
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         with self._lock:
+            self._generation += 1
             self._con.execute(sql, list(params))
 
     # -- meta ---------------------------------------------------------------------------------
@@ -131,6 +150,7 @@ class StateStore:
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._lock:
+            self._generation += 1
             self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     # -- principals ---------------------------------------------------------------------------
@@ -174,6 +194,7 @@ class StateStore:
     # -- datasets -----------------------------------------------------------------------------
     def add_dataset(self, d: DatasetRecord) -> None:
         with self._lock:
+            self._generation += 1
             self._con.execute(
                 f"INSERT INTO datasets ({_DATASET_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
                 [d.id, d.name, d.owner_id, d.owner_role, json.dumps(d.spec), d.version, d.rows,
@@ -181,26 +202,25 @@ class StateStore:
                  json.dumps(d.policy) if d.policy is not None else None],
             )
 
-    def dataset(self, dataset_id: str) -> DatasetRecord | None:
+    def _datasets(self) -> dict[str, DatasetRecord]:
         with self._lock:
-            row = self._con.execute(
-                _SELECT_DATASETS + " WHERE id = ?", [dataset_id]
-            ).fetchone()
-        return _dataset(row) if row else None
-
-    def dataset_by_name(self, name: str) -> DatasetRecord | None:
-        with self._lock:
-            row = self._con.execute(
-                _SELECT_DATASETS + " WHERE name = ?", [name]
-            ).fetchone()
-        return _dataset(row) if row else None
-
-    def datasets(self) -> list[DatasetRecord]:
-        with self._lock:
+            if self._cached is not None and self._cached[0] == self._generation:
+                return self._cached[1]
             rows = self._con.execute(
                 _SELECT_DATASETS + " ORDER BY created_at, name"
             ).fetchall()
-        return [_dataset(r) for r in rows]
+            records = {r[0]: _dataset(r) for r in rows}
+            self._cached = (self._generation, records)
+            return records
+
+    def dataset(self, dataset_id: str) -> DatasetRecord | None:
+        return self._datasets().get(dataset_id)
+
+    def dataset_by_name(self, name: str) -> DatasetRecord | None:
+        return next((d for d in self._datasets().values() if d.name == name), None)
+
+    def datasets(self) -> list[DatasetRecord]:
+        return list(self._datasets().values())
 
     def segments(self, dataset_id: str, version: int) -> list[Segment]:
         with self._lock:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from policies.decisions import decide_verify_request
+from policies.decisions import Decision, decide_verify_request
 from policies.documents import DatasetPolicy
 from policies.extraction import value_key
 from policies.facts import Actor
@@ -64,6 +64,16 @@ class ResolvedCheck:
     value: Value
 
 
+@dataclass(frozen=True)
+class ClearedChecks:
+    """Checks past the request-wide gate, with the subject-independent part of each decision."""
+
+    checks: list[ResolvedCheck]
+    rules: list[CheckRule]
+    policies: dict[str, DatasetPolicy | None]
+    fixed: list[Decision | None]  # per check: a denial whatever the subject, or None
+
+
 def typed_value(value: object, column: ColumnSpec) -> Value | None:
     """The check's value as the column's type, or None if it does not fit."""
     kind = column.type
@@ -104,30 +114,34 @@ class VerificationService:
         self._engine = engine
         self.ledger = ExtractionLedger(room.state)
 
-    def resolve(self, principal: Principal, request: VerificationRequest) -> list[ResolvedCheck]:
+    def resolve(self, principal: Principal, checks: Sequence[CheckRequest],
+                where: str = "checks") -> list[ResolvedCheck]:
         """Datasets the caller may see, real fields, values of the field's type; else 422."""
         visible = {d.name: d for d in self._room.state.datasets() if can_see(principal, d)}
         out = []
-        for i, check in enumerate(request.checks):
+        for i, check in enumerate(checks):
             record = visible.get(check.dataset)
             if record is None:
-                raise InvalidFields.at(["body", "checks", i, "dataset"], "unknown dataset")
+                raise InvalidFields.at(["body", where, i, "dataset"], "unknown dataset")
             schema = DatasetCreate.model_validate(record.spec)
             column = schema.column(check.field)
             if column is None:
-                raise InvalidFields.at(["body", "checks", i, "field"], "unknown field")
+                raise InvalidFields.at(["body", where, i, "field"], "unknown field")
             value = typed_value(check.value, column)
             if value is None:
-                raise InvalidFields.at(["body", "checks", i, "value"],
+                raise InvalidFields.at(["body", where, i, "value"],
                                        f"the value must be of type {column.type}")
             out.append(ResolvedCheck(record, schema, column, check.op, value))
         return out
 
-    def verify(self, principal: Principal, request: VerificationRequest, call: Call
-               ) -> dict[str, Any]:
-        now = utcnow()
-        check_subjects(request.subjects)
-        checks = self.resolve(principal, request)
+    def clear(self, principal: Principal, purpose: str, requested: Sequence[CheckRequest],
+              now: datetime, where: str = "checks") -> ClearedChecks:
+        """Resolve the checks and pass the request-wide gate (role, agreement, purpose; 403).
+
+        An operator the policy forbids refuses the request too; other rule-level denials are
+        left in `fixed` for the caller (verification answers them null per check).
+        """
+        checks = self.resolve(principal, requested, where)
         records = {c.record.name: c.record for c in checks}
         policies = {
             name: DatasetPolicy.model_validate(d.policy) if d.policy is not None else None
@@ -135,24 +149,38 @@ class VerificationService:
         }
         decide_verify_request(
             Actor(principal.id, principal.role), policies,
-            self._room.agreements.for_bank(principal.id), request.purpose, now,
+            self._room.agreements.for_bank(principal.id), purpose, now,
             own_datasets=frozenset(n for n, d in records.items() if d.owner_id == principal.id),
         ).raise_if_denied()
         rules = [CheckRule(c.record.name, c.column.name, c.op, value_key(c.value)) for c in checks]
-        for rule in rules:
-            fixed = check_rule_decision(policies[rule.dataset], rule, request.purpose)
-            if fixed is not None and fixed.code == "query_not_allowed":
-                fixed.raise_if_denied()  # an operator the policy forbids: refuse the request
-        consents = self._room.consents.live_for(principal.id, request.subjects, request.purpose,
-                                                now)
+        fixed = [check_rule_decision(policies[rule.dataset], rule, purpose) for rule in rules]
+        for decision in fixed:
+            if decision is not None and decision.code == "query_not_allowed":
+                decision.raise_if_denied()  # an operator the policy forbids: refuse the request
+        return ClearedChecks(checks, rules, policies, fixed)
 
-        def decide(asked: Any) -> tuple[Any, Any]:
-            verdict = decide_verify_batch(principal.id, request.purpose, request.subjects, rules,
-                                          policies, consents, asked, now)
+    def decide(self, bank_id: str, purpose: str, subjects: Sequence[str],
+               cleared: ClearedChecks, now: datetime) -> list[list[Decision]]:
+        """Per subject, per check: consent and the extraction limit, recorded in the ledger."""
+        consents = self._room.consents.live_for(bank_id, subjects, purpose, now)
+
+        def judge(asked: Any) -> tuple[Any, Any]:
+            verdict = decide_verify_batch(bank_id, purpose, subjects, cleared.rules,
+                                          cleared.policies, consents, asked, now)
             return verdict.decisions, verdict.newly_asked
 
-        decisions = self.ledger.decide_and_record(principal.id, request.subjects, decide, now)
-        answers = self._answer(checks, request.subjects)
+        decisions: list[list[Decision]] = self.ledger.decide_and_record(
+            bank_id, subjects, judge, now)
+        return decisions
+
+    def verify(self, principal: Principal, request: VerificationRequest, call: Call
+               ) -> dict[str, Any]:
+        now = utcnow()
+        check_subjects(request.subjects)
+        cleared = self.clear(principal, request.purpose, request.checks, now)
+        checks = cleared.checks
+        decisions = self.decide(principal.id, request.purpose, request.subjects, cleared, now)
+        answers = self.answer(checks, request.subjects)
         results: list[dict[str, Any]] = []
         releases: list[SubjectRelease] = []
         for i, subject in enumerate(request.subjects):
@@ -175,11 +203,11 @@ class VerificationService:
             releases.append(SubjectRelease(subject, "allow" if allowed else "deny",
                                            ",".join(denied) or None, mine))
             results.extend(mine)
-        record_per_subject(call, releases, resource=",".join(sorted(records)),
+        record_per_subject(call, releases, resource=",".join(sorted(cleared.policies)),
                            purpose=request.purpose)
         return {"results": results}
 
-    def _answer(
+    def answer(
         self, checks: Sequence[ResolvedCheck], subjects: Sequence[str]
     ) -> list[tuple[Any, list[bool | None]]]:
         """Per check: (which subjects have rows, the answers), one query per dataset."""

@@ -43,6 +43,7 @@ HARDENED = {
 }
 
 
+POINT_LOOKUPS = 32
 SID = "__sid"
 RANK = "__rank"
 CLIPPED = "__clip_"
@@ -144,28 +145,34 @@ class DuckDBEngine:
         whether the subject has rows at all, and an answer is null where the value is missing.
         """
         table = self.prepared(source, schema)
-        batch = pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
-                          "code": pa.array(subjects, pa.string())})
         params: list[Value] = []
         answers = []
         for i, c in enumerate(checks):
             test = _condition(Compare(ColumnRef("t", c.column), c.op, c.value),
                               lambda ref: "t." + q(ref.column), params)
             answers.append(f"bool_and({test}) AS a{i}")
+        key = f"t.{q(schema.key)}"
+        select = f"SELECT {key} AS code, count(*) AS present{''.join(', ' + a for a in answers)}"
         con = self._db.cursor()
-        con.register("batch", batch)
-        try:
-            result = con.sql(
-                f"SELECT b.pos, count(t.{q(schema.key)}) AS present"
-                f"{''.join(', ' + a for a in answers)} FROM batch b "
-                f"LEFT JOIN {q(table.table)} t ON t.{q(schema.key)} = b.code "
-                "GROUP BY b.pos ORDER BY b.pos", params=params,
-            ).to_arrow_table()
-        finally:
-            con.unregister("batch")
+        if len(subjects) <= POINT_LOOKUPS:
+            # A few subjects: the key index answers directly, no table scan.
+            marks = ", ".join("?" for _ in subjects)
+            result = con.sql(f"{select} FROM {q(table.table)} t WHERE {key} IN ({marks}) "
+                             "GROUP BY ALL", params=[*params, *subjects]).to_arrow_table()
+        else:
+            con.register("batch", pa.table({"code": pa.array(subjects, pa.string())}))
+            try:
+                result = con.sql(f"{select} FROM {q(table.table)} t SEMI JOIN batch b "
+                                 f"ON {key} = b.code GROUP BY ALL", params=params).to_arrow_table()
+            finally:
+                con.unregister("batch")
+        # Back to the caller's order; subjects without rows are absent from the result.
+        row_of = {code: i for i, code in enumerate(result.column("code").to_pylist())}
+        where = [row_of.get(s_) for s_ in subjects]
+        columns = [result.column(f"a{i}").to_pylist() for i in range(len(checks))]
         return VerifyCells(
-            present=result.column("present").to_numpy() > 0,
-            answers=[result.column(f"a{i}").to_pylist() for i in range(len(checks))],
+            present=np.array([w is not None for w in where], dtype=bool),
+            answers=[[None if w is None else col[w] for w in where] for col in columns],
         )
 
     def compute(self, exact: ExactPlan, sources: Mapping[str, SourceVersion]) -> ExactCells:
