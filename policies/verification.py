@@ -101,15 +101,18 @@ def decide_verify_batch(
     }
     over_limit: dict[int, Decision] = {}
     refs = [field_ref(r.dataset, r.field) for r in checks]
-    scope_covers: dict[tuple[frozenset[str], frozenset[str] | None, str, str], bool] = {}
-
-    def _covers(c: Consent, where: tuple[str, str]) -> bool:
-        """`c.covers`, memoised by scope: thousands of consents share a handful of scopes."""
-        key = (c.datasets, c.fields, *where)
-        hit = scope_covers.get(key)
-        if hit is None:
-            hit = scope_covers[key] = c.covers(where[0], (where[1],))
-        return hit
+    # Which of the request's (dataset, field) pairs each consent covers, computed once per
+    # distinct scope: thousands of consents share a handful of scopes.
+    pairs = sorted({(r.dataset, r.field) for r in checks})
+    by_scope: dict[tuple[frozenset[str], frozenset[str] | None], frozenset[tuple[str, str]]] = {}
+    covered: dict[str, frozenset[tuple[str, str]]] = {}
+    for listed in by_subject.values():
+        for c in listed:
+            sig = (c.datasets, c.fields)
+            hit = by_scope.get(sig)
+            if hit is None:
+                hit = by_scope[sig] = frozenset(p for p in pairs if c.covers(p[0], (p[1],)))
+            covered[c.id] = hit
 
     for subject in subjects:
         row: list[Decision] = []
@@ -129,7 +132,7 @@ def decide_verify_batch(
                 if where not in covering:
                     # The oldest covering consent carries the count, so a second consent does
                     # not open a fresh allowance for the same field.
-                    covering[where] = next((c.id for c in mine if _covers(c, where)), None)
+                    covering[where] = next((c.id for c in mine if where in covered[c.id]), None)
                 found = covering[where]
                 if found is None:
                     row.append(denied_consent[i])
