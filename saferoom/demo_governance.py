@@ -33,9 +33,9 @@ _VERIFY: dict[str, tuple[dict[str, list[str]], str]] = {
                    "多次核验的结果可能间接反映纳税金额，每项最多核验 3 个不同数值。"),
     "social_insurance": ({"headcount": [">=", "<="], "arrears_months": ["<=", "="]},
                          "授权后，银行可核验您的参保职工人数和社保欠缴月数，用于贷款审批和贷后管理。"),
-    "utilities": ({"overdue_months": ["<=", "="]},
+    "utilities": ({"overdue_months": [">=", "<=", "="]},
                   "授权后，银行可核验您近 24 个月水电欠费月数，用于贷款审批和贷后管理。"),
-    "court_records": ({"judgments": ["<=", "="]},
+    "court_records": ({"judgments": [">=", "<=", "="]},
                       "授权后，银行可核验您作为被告或被执行人的生效裁判文书数量。"),
 }
 

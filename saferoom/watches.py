@@ -88,16 +88,19 @@ class WatchService:
                 return
             self._wake.clear()  # before the pass: a commit during it wakes another
             try:
-                self.run_pending()
-                retry = None
+                _, failed = self.run_pending()
             except Exception as exc:  # the type only: messages from the engine can quote data
-                log.error("watch evaluation failed with %s; retrying in %.0fs",
-                          type(exc).__name__, RETRY_SECONDS)
-                retry = RETRY_SECONDS
+                log.error("watch evaluation failed with %s", type(exc).__name__)
+                failed = 1
+            retry = RETRY_SECONDS if failed else None
 
-    def run_pending(self) -> int:
-        """Evaluate every live watch behind its dataset's current version. -> alerts raised."""
-        alerts = 0
+    def run_pending(self) -> tuple[int, int]:
+        """Evaluate every live watch behind its dataset's current version.
+
+        A watch whose evaluation fails stays behind, to be retried; the others go on.
+        -> (alerts raised, watches that failed)
+        """
+        alerts = failed = 0
         for dataset_id, watch_ids in self.store.behind():
             record = self._room.state.dataset(dataset_id)
             if self._stop.is_set():
@@ -112,13 +115,18 @@ class WatchService:
                 watch = self.store.get(watch_id)
                 if watch is None:
                     continue
-                raised += self._evaluate_version(watch, record)
+                try:
+                    raised += self._evaluate_version(watch, record)
+                except Exception as exc:  # the type only, as above
+                    log.error("watch %s on dataset=%s failed with %s; will retry", watch_id,
+                              dataset_id, type(exc).__name__)
+                    failed += 1
                 subjects += watch.subject_count
-            log.info("watch evaluation dataset=%s v%d: %d watches, %d subjects, %d alerts, %.2fs",
-                     dataset_id, record.version, len(watch_ids), subjects, raised,
-                     time.perf_counter() - started)
+            log.info("watch evaluation dataset=%s v%d: %d watches, %d subjects, %d alerts, "
+                     "%d failed, %.2fs", dataset_id, record.version, len(watch_ids), subjects,
+                     raised, failed, time.perf_counter() - started)
             alerts += raised
-        return alerts
+        return alerts, failed
 
     def _evaluate_version(self, watch: Watch, record: DatasetRecord) -> int:
         """Evaluate, audit the alerts, then store truths and alerts together. -> alerts."""
@@ -138,10 +146,10 @@ class WatchService:
                                                   "triggered_at": instant(at)})
                 for s, rules in by_subject.items()], resource=watch.id, purpose=watch.purpose)
         stored = self.store.commit(outcome, watch.bank_id, turned, at)
-        log.info("watch %s on dataset=%s v%d: %d subjects, %d cells evaluated, %d alerts, %.2fs",
-                 watch.id, record.id, outcome.version, watch.subject_count,
-                 outcome.cells.num_rows, len(turned) if stored else 0,
-                 time.perf_counter() - started)
+        log.debug("watch %s on dataset=%s v%d: %d subjects, %d cells evaluated, %d alerts, %.2fs",
+                  watch.id, record.id, outcome.version, watch.subject_count,
+                  outcome.cells.num_rows, len(turned) if stored else 0,
+                  time.perf_counter() - started)
         return len(turned) if stored else 0
 
     def _bank(self, bank_id: str) -> Principal:
@@ -233,12 +241,15 @@ class WatchService:
                             "not_evaluated": refused}
         return view
 
-    def page(self, principal: Principal, after: int, limit: int) -> dict[str, Any]:
+    def page(self, principal: Principal, after: int, limit: int, call: Call) -> dict[str, Any]:
+        """The caller's live watches, with the dataset versions each has evaluated."""
         found, next_cursor = paged(self.store.page(principal.id, after, limit + 1), limit,
                                    lambda w: w.seq)
         progress = self.store.progress([w.id for w in found])
-        return {"watches": [self._view(w, progress.get(w.id, {})) for w in found],
+        body = {"watches": [self._view(w, progress.get(w.id, {})) for w in found],
                 "next_cursor": next_cursor}
+        call.record(resource="watches", released=body)
+        return body
 
     def delete(self, principal: Principal, watch_id: str, call: Call) -> dict[str, Any]:
         """End one of the caller's watches, recorded in the same transaction; else 404."""
@@ -249,14 +260,20 @@ class WatchService:
             call.record(resource=watch_id, released=body)
         return body
 
-    def alerts(self, principal: Principal, after: int, limit: int) -> dict[str, Any]:
-        """The caller's alerts: which firm, which rule (as written), when; never a data value."""
+    def alerts(self, principal: Principal, after: int, limit: int, call: Call) -> dict[str, Any]:
+        """The caller's alerts: which firm, which rule (as written), when; never a data value.
+
+        Reading them is a release about those firms too, recorded before the page leaves.
+        """
         found, next_cursor = paged(self.store.alerts(principal.id, after, limit + 1), limit,
                                    lambda a: a.seq)
-        return {"alerts": [{"uscc": a.subject, "watch_id": a.watch_id, "rule": a.rule,
+        body = {"alerts": [{"uscc": a.subject, "watch_id": a.watch_id, "rule": a.rule,
                             "rule_index": a.rule_index, "triggered_at": instant(a.triggered_at)}
                            for a in found],
                 "next_cursor": next_cursor}
+        call.record(resource="alerts", subjects=sorted({a.subject for a in found}),
+                    released=body)
+        return body
 
     def _view(self, watch: Watch, progress: dict[str, int]) -> dict[str, Any]:
         names = {d.id: d.name for d in self._room.state.datasets()}

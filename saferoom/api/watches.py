@@ -1,6 +1,6 @@
 """Post-loan monitoring for banks: watches over borrowers, and the alerts they raise.
 
-Each alert was audited per subject when raised; listing alerts is audited as a release too.
+Each alert was audited per subject when raised; reading alerts is audited as a release too.
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ def list_watches(
 ) -> dict[str, Any]:
     """The caller's live watches, with the dataset versions each has evaluated."""
     assert call.principal is not None
-    body = _service(request).page(call.principal, cursor, limit)
-    call.record(resource="watches", released=body)
-    return body
+    return _service(request).page(call.principal, cursor, limit, call)
 
 
 @router.delete("/v1/watches/{watch_id}")
@@ -64,7 +62,4 @@ def list_alerts(
 ) -> dict[str, Any]:
     """`{"alerts": [{"uscc", "watch_id", "rule", "rule_index", "triggered_at"}], "next_cursor"}`."""
     assert call.principal is not None
-    body = _service(request).alerts(call.principal, cursor, limit)
-    call.record(resource="alerts", subjects=sorted({a["uscc"] for a in body["alerts"]}),
-                released=body)
-    return body
+    return _service(request).alerts(call.principal, cursor, limit, call)
