@@ -23,6 +23,7 @@ from saferoom.dataset_spec import DatasetCreate
 from saferoom.demo_governance import governance_step
 from saferoom.demo_monitoring import monitoring_step
 from saferoom.demo_queries import query_step
+from saferoom.demo_verification import verification_step
 from saferoom.mock import mock_table
 from saferoom.room import Room
 from saferoom.settings import Settings
@@ -136,6 +137,7 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
                                               str(row["uscc"]))
         firms.append(people[key])
     governance_step(room, people, firms, echo)
+    verification_step(room, people["bank"], firms, echo)
     query_step(room, people["bank"], echo)
     monitoring_step(room, people, frames, echo, _principal)
     report_cp = room.audit.checkpoint()
