@@ -20,10 +20,10 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from saferoom import synthetic  # noqa: E402
-from saferoom.room import Room  # noqa: E402
-from saferoom.settings import load_settings  # noqa: E402
-from tests.integration.conftest import start_server  # noqa: E402
+from saferoom import synthetic
+from saferoom.room import Room
+from saferoom.settings import load_settings
+from tests.integration.conftest import start_server
 
 PURPOSE = "loan_application"
 DATASETS = ("tax_annual", "social_insurance")

@@ -1,0 +1,154 @@
+"""The one gate untrusted code goes through: `Runner` and its bubblewrap implementation.
+
+`check_jail` is the self-check the service runs at start; when it fails, no job runs (fail closed).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from sandbox.channel import JailEnded, LimitHit, ResultReader
+from sandbox.command import JAIL_ENV, JAIL_PACKAGE
+from sandbox.config import JailConfig, PythonRuntime
+from sandbox.errors import JailUnavailable, OutputRejected, SandboxError
+from sandbox.job import JailJob, JailResult
+from sandbox.limits import JailLimits
+from sandbox.outcome import classify, settle
+from sandbox.outputs import ResultFrame, read_result
+from sandbox.process import JailProcess
+from sandbox.request import RequestWriter, frame_header, part_sizes
+
+PROBE_ENTRY = f"{JAIL_PACKAGE}.probe:look_around"
+PROBE_LIMITS = JailLimits(
+    cpu_seconds=60,
+    memory_bytes=2 << 30,
+    max_processes=32,
+    file_size_bytes=1 << 20,
+    open_files=64,
+    output_bytes=1 << 20,
+    wall_seconds=60,
+    tmpfs_bytes=1 << 20,
+)
+JAIL_ENV_NAMES = {*JAIL_ENV, "PWD"}  # bwrap sets PWD from --chdir
+
+
+class Runner(Protocol):
+    """Runs one job in a jail. The seam a cluster scheduler can implement later."""
+
+    def run(self, job: JailJob) -> JailResult: ...
+
+
+class BubblewrapRunner:
+    """Runs each job in a fresh bubblewrap jail (sandbox/command.py lists every flag)."""
+
+    def __init__(
+        self,
+        runtime: PythonRuntime | None = None,
+        import_roots: Sequence[Path] = (),
+        *,
+        bwrap: Path | str = "/usr/bin/bwrap",
+        jail_uid: int = 65534,
+        jail_gid: int = 65534,
+    ) -> None:
+        self.config = JailConfig(
+            runtime=runtime or PythonRuntime.current(),
+            import_roots=tuple(Path(p) for p in import_roots),
+            bwrap=Path(bwrap),
+            jail_uid=jail_uid,
+            jail_gid=jail_gid,
+        )
+
+    def run(self, job: JailJob) -> JailResult:
+        limits = job.limits
+        sizes = part_sizes(job.inputs, job.blobs)
+        header = frame_header(
+            {"entry": job.entry, "code": job.code, "params": dict(job.params), **sizes}
+        )
+        started = time.monotonic()
+        deadline = started + limits.wall_seconds
+        process = JailProcess(self.config, limits, mode="once")
+        frame: ResultFrame | None = None
+        rejected: str | None = None
+        writer = RequestWriter(
+            process.in_fd, header, sizes, job.inputs, job.blobs, lambda: process.kill("input")
+        )
+        try:
+            writer.start()
+            try:
+                frame = read_result(ResultReader(process.out_fd, limits.output_bytes, deadline))
+            except LimitHit as hit:
+                process.kill(hit.limit)
+            except JailEnded:
+                pass  # settle() below finds out how it ended
+            except OutputRejected as exc:
+                rejected = str(exc)
+                process.kill("rejected")
+            info = settle(process, frame, deadline)
+            writer.join()
+        except BaseException:
+            process.kill("failed")  # never leave a jail running behind an exception
+            process.wait(None)
+            writer.join()  # before finish() closes the fd it writes to
+            process.finish()
+            raise
+        status, limit, error = classify(process, frame, rejected, info)
+        ok = status == "ok" and frame is not None
+        return JailResult(
+            status=status,
+            limit=limit,
+            error=error,
+            tables=frame.tables if ok and frame else {},
+            values=frame.values if ok and frame else {},
+            blobs=frame.blobs if ok and frame else {},
+            exit_code=info.exit_code,
+            wall_seconds=time.monotonic() - started,
+            cpu_seconds=max(info.cpu_seconds, frame.cpu_seconds if frame else 0.0),
+            peak_rss_bytes=max(info.peak_rss_bytes, frame.peak_rss_bytes if frame else 0),
+            stdout=process.stdout.take(),
+            stderr=process.stderr.take(),
+        )
+
+
+def check_jail(runner: Runner) -> None:
+    """Run a probe in a jail and compare what it saw with a sealed jail; JailUnavailable if not.
+
+    The service calls this at start and refuses every job when it fails: never run unjailed.
+    """
+    nonce = secrets.token_hex(8)
+    try:
+        result = runner.run(
+            JailJob(
+                entry=PROBE_ENTRY,
+                inputs={"probe": pa.table({"n": [1, 2, 3]})},
+                params={"echo": nonce},
+                limits=PROBE_LIMITS,
+            )
+        )
+    except SandboxError as exc:
+        raise JailUnavailable(f"the jail self-check could not run: {exc.code}") from exc
+    except OSError as exc:
+        raise JailUnavailable("the jail self-check could not run") from exc
+    if not result.ok:
+        raise JailUnavailable(f"the jail self-check failed ({result.status}, {result.limit})")
+    seen = result.values
+    problems = [
+        name
+        for name, fine in [
+            ("seccomp filter", seen.get("seccomp") == "2"),
+            ("no_new_privs", seen.get("no_new_privs") == "1"),
+            ("capabilities", seen.get("cap_eff") == "0" * 16),
+            ("network", seen.get("inet_socket_refused") is True),
+            ("pid namespace", seen.get("pid") == 1),  # the bootstrap is its own namespace's init
+            ("environment", set(seen.get("env") or ["?"]) <= JAIL_ENV_NAMES),
+            ("round trip", seen.get("echo") == nonce and seen.get("tables") == ["probe"]),
+        ]
+        if not fine
+    ]
+    if problems:
+        raise JailUnavailable("the jail self-check found: " + ", ".join(problems))
