@@ -52,6 +52,7 @@ OPERATION_ROLES: dict[str, frozenset[Role]] = {
     # The reviewing department reads the job it is asked to approve.
     "job.read": frozenset({"bank", "department"}),
     "job.review": frozenset({"department"}),
+    "job.cancel": frozenset({"bank"}),
     "model.list": frozenset({"bank"}),
     "model.score": frozenset({"bank"}),
 }

@@ -30,6 +30,7 @@ from saferoom.api import (
     principals,
     subject,
 )
+from saferoom.api import jobs as job_routes
 from saferoom.api import queries as query_routes
 from saferoom.api import verifications as verification_routes
 from saferoom.api import watches as watch_routes
@@ -40,11 +41,15 @@ from saferoom.errors import (
     public_message,
     status_for,
 )
+from saferoom.jail import start_runner
+from saferoom.jobs import JobService
 from saferoom.query.service import QueryService, engine_for
 from saferoom.recorder import Call
 from saferoom.room import Room
+from saferoom.scoring import ScoringService
 from saferoom.verification import VerificationService
 from saferoom.watches import WatchService
+from sandbox import SandboxError
 
 log = logging.getLogger("saferoom")
 _TOO_LARGE = "saferoom.body_too_large"
@@ -160,12 +165,18 @@ def create_app(room: Room) -> FastAPI:
     queries = QueryService(room, engine)
     verifications = VerificationService(room, engine)
     watches = WatchService(room, verifications, engine)
+    runner = start_runner()
+    jobs = JobService(room, engine, runner)
+    scoring = ScoringService(room, engine, runner, jobs.models)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watches.start()
+        jobs.start()
         yield
         await asyncio.to_thread(watches.stop)  # before the engine and the room close under it
+        await asyncio.to_thread(jobs.stop)
+        scoring.close()
         queries.close()
         room.close()
 
@@ -179,8 +190,10 @@ def create_app(room: Room) -> FastAPI:
     app.state.queries = queries
     app.state.verifications = verifications
     app.state.watches = watches
-    for exc_type in (SafeRoomError, PolicyDenied, AuditError, RequestValidationError,
-                     HTTPException):
+    app.state.jobs = jobs
+    app.state.scoring = scoring
+    for exc_type in (SafeRoomError, PolicyDenied, AuditError, SandboxError,
+                     RequestValidationError, HTTPException):
         app.add_exception_handler(exc_type, _handle)
     app.add_middleware(ContainErrors, max_json_bytes=room.settings.max_json_bytes)
 
@@ -199,4 +212,5 @@ def create_app(room: Room) -> FastAPI:
     app.include_router(consents.router)
     app.include_router(subject.router)
     app.include_router(objections.router)
+    app.include_router(job_routes.router)
     return app

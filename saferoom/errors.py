@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from audit.errors import AuditError
 from policies.errors import PolicyDenied
+from sandbox.errors import JailUnavailable, SandboxError
 
 
 class SafeRoomError(Exception):
@@ -98,6 +99,8 @@ HTTP_STATUS: dict[type[Exception], int] = {
     TamperedData: 500,
     ConfigurationError: 500,
     AuditError: 503,
+    JailUnavailable: 503,
+    SandboxError: 500,
     SafeRoomError: 400,
 }
 
@@ -121,6 +124,8 @@ def public_message(exc: Exception) -> str:
         return exc.message
     if isinstance(exc, PolicyDenied):
         return exc.reason
+    if isinstance(exc, JailUnavailable):
+        return "the jail is not available, so no code may run here (fail closed)"
     if isinstance(exc, AuditError):
         return "the audit log could not record this request, so nothing was released"
     return "internal error"

@@ -96,8 +96,26 @@ def rotate_master_key(state: StateStore, old: MasterKey, new: MasterKey) -> int:
     rewrapped = [
         (new.wrap(old.unwrap(w, wrap_context(i)), wrap_context(i)), i) for i, w in keys
     ]
+    # Everything else the master key wraps: model artifact keys and sealed job logs.
+    others = {
+        "models": ("data_key", "model-key|{}"),
+        "jobs": ("logs", "job-logs|{}"),
+    }
+    extra: list[tuple[str, list[tuple[bytes, str]]]] = []
+    for table, (column, context) in others.items():
+        if not state.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?",
+                           [table]):
+            continue
+        rows = state.query(f"SELECT id, {column} FROM {table} "  # noqa: S608 (constants)
+                           f"WHERE {column} IS NOT NULL")
+        extra.append((f"UPDATE {table} SET {column} = ? WHERE id = ?", [  # noqa: S608
+            (new.wrap(old.unwrap(bytes(w), context.format(i)), context.format(i)), i)
+            for i, w in rows]))
     with state.transaction() as con:
         con.executemany("UPDATE datasets SET data_key = ? WHERE id = ?", rewrapped)
+        for sql, values in extra:
+            if values:
+                con.executemany(sql, values)
         if seed is not None:
             con.execute(
                 "UPDATE meta SET value = ? WHERE key = ?",

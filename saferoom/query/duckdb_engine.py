@@ -135,6 +135,50 @@ class DuckDBEngine:
             self._prepared[source.dataset_id] = prepared
             return prepared
 
+    def frame(
+        self,
+        sources: Mapping[str, tuple[SourceVersion, DatasetCreate]],
+        columns: Sequence[ColumnRef],
+        *,
+        base: str | None = None,
+        subjects: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Row-level columns of several datasets side by side, one row per subject.
+
+        Only for code that stays in the room (training and scoring in a jail). Rows come from
+        `base` (every subject it holds) or from `subjects` (in that order); other datasets are
+        left-joined on the subject, first row per subject, so a missing record is a null.
+        Columns are named "dataset.field"; `__key` is the subject and `__in_<dataset>` says
+        whether that dataset holds a row about it.
+        """
+        prepared = {n: self.prepared(src, schema).table for n, (src, schema) in sources.items()}
+        alias = {n: f"t{i}" for i, n in enumerate(sources)}
+        key = {n: q(schema.key) for n, (_, schema) in sources.items()}
+        picks = [f"{alias[c.dataset]}.{q(c.column)} AS {q(c.dataset + '.' + c.column)}"
+                 for c in columns]
+        picks += [f"{alias[n]}.{key[n]} IS NOT NULL AS {q('__in_' + n)}" for n in sources]
+        con = self._db.cursor()
+        if subjects is not None:
+            joins = " ".join(
+                f"LEFT JOIN {q(prepared[n])} {alias[n]} ON {alias[n]}.{key[n]} = s.code "
+                f"AND {alias[n]}.{RANK} = 1" for n in sources)
+            sql = (f"SELECT s.code AS __key, {', '.join(picks)} FROM batch s {joins} "
+                   "ORDER BY s.pos")
+            con.register("batch", pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
+                                            "code": pa.array(subjects, pa.string())}))
+            try:
+                return con.sql(sql).to_arrow_table()
+            finally:
+                con.unregister("batch")
+        assert base is not None
+        b = alias[base]
+        joins = " ".join(
+            f"LEFT JOIN {q(prepared[n])} {alias[n]} ON {alias[n]}.{SID} = {b}.{SID} "
+            f"AND {alias[n]}.{RANK} = 1" for n in sources if n != base)
+        sql = (f"SELECT {b}.{key[base]} AS __key, {', '.join(picks)} FROM {q(prepared[base])} "
+               f"{b} {joins} WHERE {b}.{RANK} = 1 ORDER BY {b}.{SID}")
+        return con.sql(sql).to_arrow_table()
+
     def verify(
         self, source: SourceVersion, schema: DatasetCreate, subjects: Sequence[str],
         checks: Sequence[Predicate],

@@ -1,0 +1,182 @@
+"""Scoring consenting applicants with a model that never leaves the room, from warm jails.
+
+Per subject: consent for every dataset the model reads, and a daily cap per bank, so a model
+cannot be turned into a lookup of its inputs; scores are quantized before they leave.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from policies.budget import CITY_TIME
+from policies.decisions import Decision, decide_score_request, decide_score_subject
+from policies.documents import DatasetPolicy
+from policies.facts import Actor
+from saferoom.auth import Principal
+from saferoom.dataset_spec import DatasetCreate
+from saferoom.datasets import can_see
+from saferoom.errors import NotFound
+from saferoom.model_store import Model, ModelStore
+from saferoom.query.duckdb_engine import DuckDBEngine
+from saferoom.query.exact import SourceVersion
+from saferoom.query.plan import ColumnRef
+from saferoom.recorder import Call, SubjectRelease, record_per_subject
+from saferoom.room import Room
+from saferoom.state import StateStore, utcnow
+from saferoom.verification import check_subjects
+from sandbox import BubblewrapRunner, JailUnavailable, WarmPool
+
+SCORER = "models.entry:scorer"
+MAX_POOLS = 4
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS score_counts (
+    bank_id VARCHAR NOT NULL, subject VARCHAR NOT NULL, day DATE NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (bank_id, subject, day));
+"""
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    subjects: list[StrictStr] = Field(min_length=1, max_length=10_000)
+
+
+class ScoreLedger:
+    """How often each bank scored each subject today (city time); read and bumped atomically."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+        state.ensure_schema(SCHEMA)
+
+    def judge(self, bank_id: str, subjects: list[str], now: datetime,
+              decide: Any) -> list[Decision]:
+        day = now.astimezone(CITY_TIME).date()
+        with self._state.transaction() as con:
+            marks = ", ".join("?" for _ in subjects)
+            rows = con.execute(
+                f"SELECT subject, n FROM score_counts WHERE bank_id = ? AND day = ? "  # noqa: S608
+                f"AND subject IN ({marks})", [bank_id, day, *subjects]).fetchall()
+            today = dict(rows)
+            decisions: list[Decision] = [decide(s, today.get(s, 0)) for s in subjects]
+            scored = [s for s, d in zip(subjects, decisions, strict=True) if d.allowed]
+            if scored:
+                con.executemany(
+                    "INSERT INTO score_counts VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE "
+                    "SET n = n + 1", [[bank_id, s, day] for s in scored])
+        return decisions
+
+
+class ScoringService:
+    def __init__(self, room: Room, engine: DuckDBEngine, runner: BubblewrapRunner | None,
+                 models: ModelStore, pool_size: int = 1) -> None:
+        self._room = room
+        self._engine = engine
+        self._runner = runner
+        self._models = models
+        self._pool_size = pool_size
+        self._pools: OrderedDict[str, WarmPool] = OrderedDict()
+        self._lock = threading.Lock()
+        self.ledger = ScoreLedger(room.state)
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+
+    def _pool(self, model: Model) -> WarmPool:
+        """A warm jail with this model loaded; the artifact is only ever opened inside it."""
+        with self._lock:
+            pool = self._pools.get(model.id)
+            if pool is not None:
+                self._pools.move_to_end(model.id)
+                return pool
+            if self._runner is None:
+                raise JailUnavailable("the jail is not available here, so no model may run")
+            pool = WarmPool(self._runner, SCORER, {"model": self._models.artifact(model.id)},
+                            self._pool_size, code=model.code)
+            self._pools[model.id] = pool
+            while len(self._pools) > MAX_POOLS:
+                _, old = self._pools.popitem(last=False)
+                old.close()
+            return pool
+
+    def score(self, principal: Principal, model_id: str, request: ScoreRequest, call: Call
+              ) -> dict[str, Any]:
+        model = self._models.get(model_id)
+        if model is None or model.bank_id != principal.id:
+            raise NotFound("no such model")
+        now = utcnow()
+        check_subjects(request.subjects)
+        features = [ColumnRef(*f.split(".", 1)) for f in model.features]
+        names = sorted({f.dataset for f in features})
+        visible = {d.name: d for d in self._room.state.datasets() if can_see(principal, d)}
+        missing = [n for n in names if n not in visible]
+        if missing:
+            raise NotFound("a dataset this model reads is no longer available")
+        records = {n: visible[n] for n in names}
+        policies = {n: DatasetPolicy.model_validate(d.policy) if d.policy else None
+                    for n, d in records.items()}
+        decide_score_request(
+            Actor(principal.id, principal.role), policies,
+            self._room.agreements.for_bank(principal.id), request.purpose, now,
+            own_datasets=frozenset(n for n, d in records.items() if d.owner_id == principal.id),
+        ).raise_if_denied()
+        consents = self._room.consents.live_for(principal.id, request.subjects, request.purpose,
+                                                now)
+        wanted = frozenset(model.features)
+        decisions = self.ledger.judge(
+            principal.id, list(request.subjects), now,
+            lambda s, n: decide_score_subject(principal.id, s, request.purpose, policies, wanted,
+                                              consents, n, now))
+        allowed = [s for s, d in zip(request.subjects, decisions, strict=True) if d.allowed]
+        scored = self._run(model, records, features, allowed) if allowed else {}
+        results: list[dict[str, Any]] = []
+        releases = []
+        for subject, decision in zip(request.subjects, decisions, strict=True):
+            if not decision.allowed:
+                item: dict[str, Any] = {"uscc": subject, "score": None, "reason": decision.code}
+            else:
+                item = scored.get(subject) or {"uscc": subject, "score": None,
+                                               "reason": "no_record"}
+            results.append(item)
+            releases.append(SubjectRelease(subject, "allow" if item["score"] is not None
+                                           else "deny", item.get("reason"), item))
+        record_per_subject(call, releases, resource=model.id, purpose=request.purpose)
+        return {"scores": results}
+
+    def _run(self, model: Model, records: dict[str, Any], features: list[ColumnRef],
+             subjects: list[str]) -> dict[str, dict[str, Any]]:
+        sources = {n: (SourceVersion(d.id, n, d.version), DatasetCreate.model_validate(d.spec))
+                   for n, d in records.items()}
+        frame = self._engine.frame(sources, features, subjects=subjects)
+        present = np.zeros(frame.num_rows, dtype=bool)
+        for n in records:
+            present |= frame.column(f"__in_{n}").to_numpy(zero_copy_only=False)
+        result = self._pool(model).call({"features": frame.select(list(model.features))},
+                                        {"reasons": 3})
+        table = result.tables.get("scores") if result.ok else None
+        if table is None or table.num_rows != frame.num_rows:
+            raise RuntimeError("the scoring jail returned no usable scores")
+        probability = table.column("probability").to_pylist()
+        points = table.column("points").to_pylist() if "points" in table.column_names else None
+        reasons = table.column("reasons").to_pylist() if "reasons" in table.column_names else None
+        out = {}
+        for i, subject in enumerate(frame.column("__key").to_pylist()):
+            p = probability[i]
+            if not present[i] or p is None or not 0 <= p <= 1:
+                continue
+            pts = points[i] if points else None
+            # Quantized: whole scorecard points, probabilities to 3 decimals.
+            out[subject] = {"uscc": subject,
+                            "score": int(pts) if pts is not None else round(float(p), 3),
+                            "probability": round(float(p), 3),
+                            "reasons": list(reasons[i] or []) if reasons else []}
+        return out
