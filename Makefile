@@ -36,3 +36,7 @@ bench-ingest: setup
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench-queries
+bench-queries: setup
+	$(BIN)/python bench/queries.py
