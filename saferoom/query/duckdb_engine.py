@@ -120,11 +120,15 @@ class DuckDBEngine:
             )
             clips = [f"{clipped('i.' + q(c.name), Clip.of(c), c.type == 'bool')} AS "
                      f"{q(CLIPPED + c.name)}" for c in schema.columns if c.role in SUMMABLE]
+            row = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM incoming").fetchone()
+            # Ranking rows per subject costs a window over every row; with one row per subject
+            # (the usual case) every rank is 1.
+            ranked = (f"(SELECT *, row_number() OVER (PARTITION BY {key}) AS __n FROM incoming)"
+                      if row and row[0] else "(SELECT *, 1 AS __n FROM incoming)")
             con.execute(
                 f"CREATE OR REPLACE TABLE {q(name)} AS SELECT s.sid AS {SID}, "
                 f"i.* EXCLUDE (__n), i.__n AS {RANK}{''.join(', ' + c for c in clips)} "
-                f"FROM (SELECT *, row_number() OVER (PARTITION BY {key}) AS __n FROM incoming) i "
-                f"JOIN subjects s ON s.code = i.{key}"
+                f"FROM {ranked} i JOIN subjects s ON s.code = i.{key}"
             )
             con.unregister("incoming")
             con.execute(f"CREATE INDEX {q(name + '_key')} ON {q(name)} ({key})")

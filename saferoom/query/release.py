@@ -90,15 +90,32 @@ def _sensitivity(q: Quantity, per_subject: int) -> int:
     return per_subject
 
 
+# Weights of the ε split: a subject count used only to suppress small cells needs far less
+# accuracy than what is released (suppressing at 10 ± a few is fine), so it gets a tenth.
+RELEASED_WEIGHT = 10
+HIDDEN_COUNT_WEIGHT = 1
+
+
+def _weights(exact: ExactPlan) -> list[int]:
+    released_n = any(a.column is None for a in exact.plan.aggregates) and not any(
+        q.name == "rows" for q in exact.quantities)
+    selects_groups = not _public_domain(exact)  # the count also picks which groups appear
+    return [
+        RELEASED_WEIGHT if q.name != "n" or released_n or selects_groups else HIDDEN_COUNT_WEIGHT
+        for q in exact.quantities
+    ]
+
+
 def calibrate(exact: ExactPlan, epsilon: Epsilon, mechanism: dp.Mechanism) -> Calibration:
-    """Split ε equally over the quantities and derive each one's noise analytically."""
+    """Split ε over the quantities (exactly, rounding down) and derive each one's noise."""
     per_subject = math.prod(exact.row_bounds.values())
-    share = epsilon.split(len(exact.quantities))
-    if share.micro == 0:
+    weights = _weights(exact)
+    shares = [Epsilon(epsilon.micro * w // sum(weights)) for w in weights]
+    if min(s.micro for s in shares) == 0:
         raise PolicyDenied("query_not_allowed", "epsilon is too small for this many aggregates")
     noise: dict[str, dp.NoiseSpec] = {}
     delta = 0.0
-    for q in exact.quantities:
+    for q, share in zip(exact.quantities, shares, strict=True):
         sens = _sensitivity(q, per_subject)
         if mechanism == "discrete_laplace":
             spec = dp.laplace_for(sens, float(share))
@@ -107,7 +124,7 @@ def calibrate(exact: ExactPlan, epsilon: Epsilon, mechanism: dp.Mechanism) -> Ca
             # Spend ε as (ε, δ)-DP via zCDP: ρ with ρ + 2·sqrt(ρ·ln(1/δ)) = ε, split over parts.
             log_term = math.log(1 / GAUSSIAN_DELTA)
             rho = (math.sqrt(log_term + float(epsilon)) - math.sqrt(log_term)) ** 2
-            bound = rho / len(exact.quantities)
+            bound = rho * share.micro / epsilon.micro
             spec = dp.gaussian_for(sens, bound)
             delta = GAUSSIAN_DELTA
         # OpenDP certifies the loss of each measurement; it must not exceed the share.
@@ -260,5 +277,8 @@ def privacy_block(exact: ExactPlan, calibration: Calibration) -> dict[str, Any]:
         "noise_scale": scales,
         "ci95": intervals,
         "aggregates": details,
-        "epsilon_split": len(exact.quantities),
+        "epsilon_split": {q.name: float(calibration.noise[q.name].sensitivity
+                                         / calibration.noise[q.name].scale)
+                          for q in exact.quantities}
+        if calibration.mechanism == "discrete_laplace" else len(exact.quantities),
     }
