@@ -1,4 +1,4 @@
-"""Joint-modeling code that runs inside the sandbox: templates, training, scoring, metrics.
+"""Joint-modeling code that runs inside the sandbox: feature encoding, templates, training, scoring.
 
-Imported only inside a jail, never by the service process.
+Imported only inside a jail (entry points in `models.entry`), never by the service process.
 """

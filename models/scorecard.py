@@ -1,0 +1,106 @@
+"""The `logistic_scorecard` template: WOE bins, logistic regression, points and reason codes.
+
+Scoring needs no scikit-learn: a bin lookup per characteristic and one dot product per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+from sklearn.linear_model import LogisticRegression
+
+from models.binning import Bins, fit_bins, weights_of_evidence
+from models.features import FeatureEncoder
+from models.fitted import Scored
+from models.reasons import no_reasons, top_reasons
+from models.scaling import Scaling
+
+
+@dataclass(frozen=True)
+class Characteristic:
+    """One feature of the card: its bins, each bin's WOE and each bin's points."""
+
+    bins: Bins
+    woe: NDArray[np.float64]
+    points: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """A fitted scorecard; the log-odds of default is intercept + Σ coef·woe."""
+
+    encoder: FeatureEncoder
+    characteristics: tuple[Characteristic, ...]
+    coef: NDArray[np.float64]
+    intercept: float
+    scaling: Scaling
+
+    def bin_index(self, matrix: NDArray[np.float64]) -> NDArray[np.intp]:
+        index = np.empty(matrix.shape, dtype=np.intp)
+        for j, characteristic in enumerate(self.characteristics):
+            index[:, j] = characteristic.bins.assign(matrix[:, j])
+        return index
+
+    def score(self, table: pa.Table, reasons: int) -> Scored:
+        index = self.bin_index(self.encoder.matrix(table))
+        woe = np.empty(index.shape, dtype=np.float64)
+        points = np.empty(index.shape, dtype=np.int64)
+        for j, characteristic in enumerate(self.characteristics):
+            woe[:, j] = characteristic.woe[index[:, j]]
+            points[:, j] = characteristic.points[index[:, j]]
+        logit = self.intercept + woe @ self.coef
+        # exp(-log(1 + e^-x)): the logistic function without overflow for any logit.
+        probability = np.exp(-np.logaddexp(0.0, -logit))
+        total = points.sum(axis=1)
+        if reasons == 0:
+            return Scored(probability, total, no_reasons(len(total)))
+        # Reason codes: the characteristics where the applicant lost most against the best
+        # attribute of that characteristic.
+        best = np.array([c.points.max() for c in self.characteristics], dtype=np.int64)
+        lost = (best - points).astype(np.float64)
+        label_ids = index + self.label_offsets()
+        return Scored(probability, total, top_reasons(lost, label_ids, self.labels(), reasons))
+
+    def label_offsets(self) -> NDArray[np.intp]:
+        sizes = [c.bins.count for c in self.characteristics]
+        return np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.intp)
+
+    def labels(self) -> Any:
+        """Reason texts for every (characteristic, bin), e.g. "tax_annual.tax_arrears: true"."""
+        return pa.array(
+            [f"{c.bins.feature.name}: {label}" for c in self.characteristics
+             for label in c.bins.labels],
+            pa.string(),
+        )
+
+
+def fit_scorecard(
+    encoder: FeatureEncoder,
+    matrix: NDArray[np.float64],
+    label: NDArray[np.int8],
+    params: Mapping[str, Any],
+    seed: int,
+) -> Scorecard:
+    """Bin each feature, weigh the bins by evidence, regress the label on the WOE, scale.
+
+    `seed` is taken for a uniform signature only: binning and lbfgs involve no randomness.
+    """
+    bins = [fit_bins(f, matrix[:, j], params["bins"]) for j, f in enumerate(encoder.features)]
+    index = np.column_stack([b.assign(matrix[:, j]) for j, b in enumerate(bins)])
+    woes = [weights_of_evidence(index[:, j], b.count, label) for j, b in enumerate(bins)]
+    design = np.column_stack([woe[index[:, j]] for j, woe in enumerate(woes)])
+    regression = LogisticRegression(C=params["C"], max_iter=1000)  # lbfgs: no randomness
+    regression.fit(design, label)
+    coef = np.asarray(regression.coef_[0], dtype=np.float64)
+    intercept = float(regression.intercept_[0])
+    scaling = Scaling(params["base_score"], params["base_odds"], params["pdo"])
+    characteristics = tuple(
+        Characteristic(b, woe, scaling.attribute_points(woe, coef[j], intercept, len(bins)))
+        for j, (b, woe) in enumerate(zip(bins, woes, strict=True))
+    )
+    return Scorecard(encoder, characteristics, coef, intercept, scaling)
