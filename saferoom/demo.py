@@ -21,6 +21,7 @@ from saferoom.api.principals import PrincipalCreate, create_principal
 from saferoom.auth import Principal
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.demo_governance import governance_step
+from saferoom.demo_modeling import modeling_step
 from saferoom.demo_monitoring import monitoring_step
 from saferoom.demo_queries import query_step
 from saferoom.demo_verification import verification_step
@@ -139,6 +140,7 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
     governance_step(room, people, firms, echo)
     verification_step(room, people["bank"], firms, echo)
     query_step(room, people["bank"], echo)
+    modeling_step(room, people["bank"], firms, echo)
     monitoring_step(room, people, frames, echo, _principal)
     report_cp = room.audit.checkpoint()
     echo(f"  auditor: {room.audit.size} audit events, signed checkpoint at size {report_cp.size} "

@@ -73,6 +73,18 @@ class ScoreLedger:
         return decisions
 
 
+def _reason_names(reasons: list[str] | None, features: tuple[str, ...]) -> list[str]:
+    """Reason codes as characteristic names only: a bin label ("annual_tax: < 9900") would tell
+    the bank where the applicant's value lies, past the verification limits; and only names
+    of the model's own features, so nothing else can travel in them."""
+    names: list[str] = []
+    for reason in reasons or []:
+        name = str(reason).split(":", 1)[0].strip()
+        if name in features and name not in names:
+            names.append(name)
+    return names
+
+
 class ScoringService:
     def __init__(self, room: Room, engine: DuckDBEngine, runner: BubblewrapRunner | None,
                  models: ModelStore, pool_size: int = 1) -> None:
@@ -178,5 +190,6 @@ class ScoringService:
             out[subject] = {"uscc": subject,
                             "score": int(pts) if pts is not None else round(float(p), 3),
                             "probability": round(float(p), 3),
-                            "reasons": list(reasons[i] or []) if reasons else []}
+                            "reasons": _reason_names(reasons[i] if reasons else None,
+                                                     model.features)}
         return out

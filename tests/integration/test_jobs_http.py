@@ -202,3 +202,12 @@ def test_a_job_running_at_a_crash_fails_on_restart(tmp_path):
         assert job is not None and job.status == "failed" and "submit it again" in str(job.error)
     finally:
         room.close()
+
+
+def test_reason_codes_name_characteristics_only():
+    from saferoom.scoring import _reason_names
+
+    features = ("tax_annual.annual_tax", "court_records.judgments")
+    assert _reason_names(["tax_annual.annual_tax: < 9900", "court_records.judgments: [3, 4)",
+                          "tax_annual.annual_tax: again", "91350100M000100Y43", "x: y"],
+                         features) == ["tax_annual.annual_tax", "court_records.judgments"]
