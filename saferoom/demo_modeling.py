@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from policies.errors import PolicyDenied
 from saferoom.api.dataset_policy import set_policy
 from saferoom.auth import Principal
 from saferoom.jail import start_runner
@@ -42,7 +43,11 @@ def modeling_step(room: Room, bank: Principal, firms: list[Principal], echo: Ech
         request = JobRequest(purpose="credit_modeling", template="logistic_scorecard",
                              features=FEATURES, label=LABEL)
         started = time.perf_counter()
-        submitted = jobs.submit(bank, request, room.call("job.submit", bank))
+        try:
+            submitted = jobs.submit(bank, request, room.call("job.submit", bank))
+        except PolicyDenied as exc:  # e.g. too few labelled firms in a small demo
+            echo(f"  joint modeling refused: {exc.code} ({exc.reason})")
+            return
         job = jobs.jobs.get(submitted["id"])
         assert job is not None
         jobs.jobs.set_status(job.id, "running", expect=["queued"])
