@@ -153,14 +153,18 @@ def jail_args(
     for key, value in JAIL_ENV.items():
         args += ["--setenv", key, value]
     args += system_binds()  # system libraries, read-only
-    for dest, source in sorted(sources.items()):
-        args += ["--ro-bind", source, dest]  # runtime, bootstrap and import roots, read-only
     args += [
         "--proc", "/proc",  # procfs of the new pid namespace: no host process is listed
         "--dev", "/dev",  # a minimal /dev: null, zero, full, random, urandom, tty
         "--size", str(limits.tmpfs_bytes),  # the private /tmp is a size-capped tmpfs: ENOSPC
         "--perms", "0700",
         "--tmpfs", JAIL_TMP,  # the only writable place, private to this jail, gone at exit
+    ]
+    # After the tmpfs, so that a runtime living under /tmp (a CI checkout) lands on top of it
+    # rather than being hidden by it.
+    for dest, source in sorted(sources.items()):
+        args += ["--ro-bind", source, dest]  # runtime, bootstrap and import roots, read-only
+    args += [
         "--remount-ro", "/dev",  # no writable /dev/shm: the tmpfs cap would not cover it
         "--remount-ro", "/",  # the root tmpfs bwrap builds on: no writes outside /tmp
         "--chdir", JAIL_TMP,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import threading
 import time
 from pathlib import Path
@@ -280,7 +281,10 @@ def test_jails_cannot_see_each_other(runner):
     thread.join()
     assert second.ok, second.error
     assert first["result"].ok, first["result"].error
-    assert second.values["tmp"] == []
+    # Empty but for the mount points of a runtime that lives under /tmp (a CI checkout).
+    assert marker not in second.values["tmp"]
+    runtime_dirs = {p.parts[2] for p in map(Path, sys.path) if p.parts[:2] == ("/", "tmp")}
+    assert set(second.values["tmp"]) <= runtime_dirs
     assert second.values["pids"] == ["1"]  # only itself: its own pid namespace
     assert first["result"].values["pids"] == ["1"]
 
