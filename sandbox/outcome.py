@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import time
 
-from sandbox.job import Status
+from sandbox.job import JailResult, Status
 from sandbox.outputs import ResultFrame
 from sandbox.process import ExitInfo, JailProcess
 
@@ -54,3 +54,33 @@ def classify(
     if code < 0:
         return "error", None, f"killed by {signal.Signals(-code).name}"
     return "error", None, f"the jail exited with status {code} and no result"
+
+
+def outcome(
+    frame: ResultFrame | None,
+    status: Status,
+    limit: str | None,
+    error: str | None,
+    *,
+    process: JailProcess,
+    started: float,
+    exit_code: int | None,
+    cpu_seconds: float,
+    peak_rss_bytes: int,
+) -> JailResult:
+    """The `JailResult` of a run: outputs only when it succeeded, logs always (capped)."""
+    ok = status == "ok" and frame is not None
+    return JailResult(
+        status=status,
+        limit=limit,
+        error=error,
+        tables=frame.tables if ok and frame else {},
+        values=frame.values if ok and frame else {},
+        blobs=frame.blobs if ok and frame else {},
+        exit_code=exit_code,
+        wall_seconds=time.monotonic() - started,
+        cpu_seconds=cpu_seconds,
+        peak_rss_bytes=peak_rss_bytes,
+        stdout=process.stdout.take(),
+        stderr=process.stderr.take(),
+    )

@@ -20,7 +20,7 @@ from sandbox.config import JailConfig
 from sandbox.errors import InvalidJob, OutputRejected, PoolUnavailable
 from sandbox.job import JailResult, Status, check_entry, check_inputs, check_names
 from sandbox.limits import JOB_LIMITS, JailLimits
-from sandbox.outcome import classify, settle
+from sandbox.outcome import classify, outcome, settle
 from sandbox.outputs import ResultFrame, read_result
 from sandbox.process import JailProcess
 from sandbox.request import RequestWriter, frame_header, part_sizes
@@ -117,20 +117,10 @@ class WarmJail:
         cpu_seconds: float,
         exit_code: int | None,
     ) -> JailResult:
-        ok = status == "ok" and frame is not None
-        return JailResult(
-            status=status,
-            limit=limit,
-            error=error,
-            tables=frame.tables if ok and frame else {},
-            values=frame.values if ok and frame else {},
-            blobs=frame.blobs if ok and frame else {},
-            exit_code=exit_code,
-            wall_seconds=time.monotonic() - started,
-            cpu_seconds=cpu_seconds,
+        return outcome(
+            frame, status, limit, error, process=self.process, started=started,
+            exit_code=exit_code, cpu_seconds=cpu_seconds,
             peak_rss_bytes=frame.peak_rss_bytes if frame else 0,
-            stdout=self.process.stdout.take(),
-            stderr=self.process.stderr.take(),
         )
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from sandbox.config import JailConfig, PythonRuntime
 from sandbox.errors import JailUnavailable, OutputRejected, SandboxError
 from sandbox.job import JailJob, JailResult
 from sandbox.limits import JailLimits
-from sandbox.outcome import classify, settle
+from sandbox.outcome import classify, outcome, settle
 from sandbox.outputs import ResultFrame, read_result
 from sandbox.process import JailProcess
 from sandbox.request import RequestWriter, frame_header, part_sizes
@@ -98,20 +98,11 @@ class BubblewrapRunner:
             process.finish()
             raise
         status, limit, error = classify(process, frame, rejected, info)
-        ok = status == "ok" and frame is not None
-        return JailResult(
-            status=status,
-            limit=limit,
-            error=error,
-            tables=frame.tables if ok and frame else {},
-            values=frame.values if ok and frame else {},
-            blobs=frame.blobs if ok and frame else {},
+        return outcome(
+            frame, status, limit, error, process=process, started=started,
             exit_code=info.exit_code,
-            wall_seconds=time.monotonic() - started,
             cpu_seconds=max(info.cpu_seconds, frame.cpu_seconds if frame else 0.0),
             peak_rss_bytes=max(info.peak_rss_bytes, frame.peak_rss_bytes if frame else 0),
-            stdout=process.stdout.take(),
-            stderr=process.stderr.take(),
         )
 
 
