@@ -40,3 +40,7 @@ clean:
 .PHONY: bench-queries
 bench-queries: setup
 	$(BIN)/python bench/queries.py
+
+.PHONY: bench-models
+bench-models: setup
+	$(BIN)/python bench/models.py
