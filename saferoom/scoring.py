@@ -67,9 +67,10 @@ class ScoreLedger:
             decisions: list[Decision] = [decide(s, today.get(s, 0)) for s in subjects]
             scored = [s for s, d in zip(subjects, decisions, strict=True) if d.allowed]
             if scored:
-                con.executemany(
-                    "INSERT INTO score_counts VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE "
-                    "SET n = n + 1", [[bank_id, s, day] for s in scored])
+                # One statement for the batch: a row-by-row executemany costs ms per subject.
+                con.execute(
+                    "INSERT INTO score_counts SELECT ?, unnest(?::VARCHAR[]), ?, 1 "
+                    "ON CONFLICT DO UPDATE SET n = n + 1", [bank_id, scored, day])
         return decisions
 
 
@@ -144,10 +145,15 @@ class ScoringService:
         consents = self._room.consents.live_for(principal.id, request.subjects, request.purpose,
                                                 now)
         wanted = frozenset(model.features)
+        # Each subject's decision needs only its own consents: grouped once, so a batch costs
+        # linear time rather than every subject scanning every consent of the batch.
+        by_subject: dict[str, list[Any]] = {}
+        for c in consents:
+            by_subject.setdefault(c.subject_uscc, []).append(c)
         decisions = self.ledger.judge(
             principal.id, list(request.subjects), now,
             lambda s, n: decide_score_subject(principal.id, s, request.purpose, policies, wanted,
-                                              consents, n, now))
+                                              by_subject.get(s, ()), n, now))
         allowed = [s for s, d in zip(request.subjects, decisions, strict=True) if d.allowed]
         scored = self._run(model, records, features, allowed) if allowed else {}
         results: list[dict[str, Any]] = []
