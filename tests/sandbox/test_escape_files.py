@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import PythonRuntime
-from sandbox.command import JAIL_ENV
+from sandbox.command import JAIL_ENV, SYSTEM_TOP_DIRS
 from tests.sandbox.conftest import (
     REPO,
     TEST_LIMITS,
@@ -99,8 +99,11 @@ def test_host_files_are_not_there(runner, data_dir):
     assert seen["dirs"]["/root"] == (on_the_way or "ENOENT")
     # The repository root exists only as a mount point on the way to the runtime (.venv).
     assert set(seen["dirs"][str(REPO)]) <= {".venv"}
-    assert set(seen["dirs"]["/"]) <= {"bin", "dev", "jail", "lib", "lib32", "lib64", "libx32",
-                                      "proc", "root", "sbin", "tmp", "usr", "work"}
+    # / holds the system dirs, the jail's own mounts, and the first step towards the runtime
+    # (wherever the checkout lives: /work, /root, /home/runner, ...).
+    towards_runtime = {root.parts[1] for root in RUNTIME.roots}
+    assert set(seen["dirs"]["/"]) <= {*SYSTEM_TOP_DIRS, "dev", "jail", "proc", "tmp", "usr",
+                                      *towards_runtime}
     assert set(seen["dirs"]["/proc"]) & {str(os.getpid()), str(os.getppid())} == set()
     said = everything_said(result)
     for secret in (data_dir / "master.key", data_dir / "state.duckdb"):
