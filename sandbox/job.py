@@ -86,7 +86,7 @@ class JailResult:
     exit_code: int | None = None  # negative: killed by that signal
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
-    peak_rss_bytes: int = 0
+    peak_rss_bytes: int = 0  # as the jail measured itself; 0 when it ended without reporting
     stdout: str = ""
     stderr: str = ""
 

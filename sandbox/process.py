@@ -66,7 +66,6 @@ class CappedLog:
 class ExitInfo:
     exit_code: int  # negative: killed by that signal
     cpu_seconds: float  # of the whole tree, as reaped (a killed tree may under-report)
-    peak_rss_bytes: int
 
 
 def seccomp_pipe(program: bytes) -> int:
@@ -167,7 +166,6 @@ class JailProcess:
                 self.exit = ExitInfo(
                     exit_code=code,
                     cpu_seconds=usage.ru_utime + usage.ru_stime,
-                    peak_rss_bytes=usage.ru_maxrss * 1024,
                 )
                 os.close(self.pidfd)
             return self.exit

@@ -102,7 +102,9 @@ class BubblewrapRunner:
             frame, status, limit, error, process=process, started=started,
             exit_code=info.exit_code,
             cpu_seconds=max(info.cpu_seconds, frame.cpu_seconds if frame else 0.0),
-            peak_rss_bytes=max(info.peak_rss_bytes, frame.peak_rss_bytes if frame else 0),
+            # Only the jail's own figure: wait4's ru_maxrss carries the service's high-water
+            # mark across the (v)fork and exec that start bwrap, so it measures the service.
+            peak_rss_bytes=frame.peak_rss_bytes if frame else 0,
         )
 
 

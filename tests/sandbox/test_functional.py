@@ -60,6 +60,25 @@ def test_training_in_the_jail_returns_an_opaque_artifact_and_metrics(trained):
     assert result.peak_rss_bytes > 0
 
 
+def test_peak_rss_is_the_jails_own_not_the_launching_services(runner):
+    # Touch 1 GiB here first: wait4's ru_maxrss would report at least that for any jail this
+    # process launches, since bwrap starts as a (v)fork of it.
+    ballast = np.ones(1 << 30, dtype=np.uint8)
+    try:
+        small = run_code(runner, "def attack(inputs, params, blobs):\n    return {}\n")
+        big = run_code(
+            runner,
+            "import numpy as np\n"
+            "def attack(inputs, params, blobs):\n"
+            "    return {'values': {'sum': int(np.ones(300 << 20, dtype=np.uint8).sum())}}\n",
+        )
+    finally:
+        del ballast
+    assert small.ok and big.ok, (small.error, big.error)
+    assert 0 < small.peak_rss_bytes < 200 << 20
+    assert (300 << 20) < big.peak_rss_bytes < (600 << 20)
+
+
 def test_the_artifact_round_trips_into_a_second_job(runner, trained):
     rows = applicants(50)
     result = runner.run(
