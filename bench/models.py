@@ -54,6 +54,8 @@ sys.path.insert(0, str(BENCH / "peers"))
 
 from _common import peak_mb, reset_peak  # noqa: E402
 
+from sandbox.command import JAIL_ENV  # noqa: E402
+
 FEATURES = ["tax_annual.annual_tax", "tax_annual.tax_arrears", "social_insurance.headcount",
             "social_insurance.arrears_months", "utilities.overdue_months",
             "court_records.judgments"]
@@ -68,19 +70,7 @@ MODEL_POLICY = {"purposes": [TRAIN_PURPOSE, SCORE_PURPOSE], "custom_code_require
                 "max_scores_per_subject_per_day": 3}
 PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
 POLL_S = 0.05
-# Run in a jail as a bank's module would be: the template's entry, plus the jail's own peak RSS.
-MEASURED = """
-import resource
-
-from models.entry import train
-
-
-def measured(inputs, params, blobs):
-    out = train(inputs, params, blobs)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out["values"] = {**out.get("values", {}), "peak_rss_kb": peak}
-    return out
-"""
+JAIL_THREADS = int(JAIL_ENV["OMP_NUM_THREADS"])
 LOADS: list[float] = []  # 1-min load average, sampled after every job and worker
 BORROWER_SHARE = 0.29  # a little under the ~30.7% of firms synthetic.generate gives a loan
 
@@ -404,7 +394,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
     import saferoom.training as training_module
     from models.entry import train as entry_train
     from saferoom.auth import Principal
-    from saferoom.jail import start_runner
+    from saferoom.jail import keep_training_spare, start_runner
     from saferoom.jobs import JobService
     from saferoom.query.service import engine_for
     from saferoom.room import Room
@@ -419,6 +409,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
     engine = engine_for(room)
     runner = start_runner()
     assert runner is not None, "the jail cannot start here"
+    keep_training_spare(runner)  # as the service does
     service = JobService(room, engine, runner)  # no worker thread: run_one is called here
     bank = Principal(context["bank_id"], "bank", "洛阳银行")
     report: dict[str, Any] = {"train": {}, "score": {}}
@@ -497,7 +488,8 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                 - med["train()"] - med["seal + store model"])
             # The jail taken apart: the same job's tables and params, in jails of their own.
             job = captured["job"]
-            limits = JOB_LIMITS["train"]
+            # Other limits than a training job's, so these jails start cold, never from the spare.
+            limits = JOB_LIMITS["train"].with_changes(wall_seconds=1199)
             probe = "saferoom_jail.probe:look_around"
 
             def jail_s(j: Any, expect_ok: bool) -> float:
@@ -512,11 +504,6 @@ def worker_inprocess(args: argparse.Namespace) -> None:
             imports = jail_s(JailJob(entry="models.entry:train", params=job.params,
                                      limits=limits), False)  # fails on its missing inputs
             with_inputs = jail_s(JailJob(entry=probe, inputs=job.inputs, limits=limits), True)
-            # The jail's own peak RSS, asked inside it: JailResult.peak_rss_bytes also counts the
-            # launching (service) process's memory, see the README.
-            own = runner.run(JailJob(entry="user_code:measured", code=MEASURED, inputs=job.inputs,
-                                     params=job.params, limits=limits))
-            assert own.ok, own.error
             compute, oversubscribed = [], []
             inside = Phases()  # the template code's own parts, by wrapping what it calls
             inside.wrap(models_training, "fit", "fit")
@@ -533,8 +520,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                 inside.restore()
             code = inside.medians(skip_first=False)
             for _ in range(args.runs):
-                # The jail sets OMP_NUM_THREADS=4 (sandbox/command.py) on this 2-core machine;
-                # scikit-learn then runs 4 OpenMP threads, where by default it runs one per core.
+                # The jail's OMP_NUM_THREADS (sandbox/command.py), which scikit-learn obeys.
                 with jail_threads():
                     t = time.perf_counter()
                     entry_train(job.inputs, job.params, {})
@@ -545,8 +531,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                 "first_s": totals[0], "times_s": totals[1:], "rss_mb": rss,
                 "auc": done.metrics["auc"] if done.metrics else None,
                 "phases": med, "jail": {k: median([j[k] for j in jail[1:]]) for k in jail[0]},
-                "jail_own_peak_mb": own.values["peak_rss_kb"] / 1024,
-                "jail_parts": {"bare jail (start, exit)": bare,
+                "jail_parts": {"cold jail (start, exit)": bare,
                                "+ import models, sklearn": imports - bare,
                                "+ tables in (probe)": with_inputs - bare,
                                "template code in process (same tables)": median(compute),
@@ -555,7 +540,8 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                                    code["template train()"] - code["fit"],
                                "· pickle the model, scores to Arrow":
                                    code["total"] - code["template train()"],
-                               "same, with the jail's OMP_NUM_THREADS=4": median(oversubscribed)},
+                               f"same, with the jail's OMP_NUM_THREADS={JAIL_THREADS}":
+                                   median(oversubscribed)},
                 "rows_in": rows_in, "mb_in": bytes_in / 2**20, "model_id": done.model_id,
             }
         models = {t: report["train"][t]["model_id"] for t in TEMPLATES}
@@ -564,20 +550,21 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                                             WarmPool)
     finally:
         service.stop()
+        runner.close()
         room.close()
     Path(args.out).write_text(json.dumps(report, default=float))
 
 
 @contextlib.contextmanager
 def jail_threads() -> Iterator[None]:
-    """Threads as in a jail: OMP_NUM_THREADS=4 in the environment (which scikit-learn reads at
-    each fit) and 4 in the already-loaded OpenMP/BLAS runtimes."""
+    """Threads as in a jail: its OMP_NUM_THREADS in the environment (which scikit-learn reads at
+    each fit) and in the already-loaded OpenMP/BLAS runtimes."""
     from threadpoolctl import threadpool_limits
 
     before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "4"
+    os.environ["OMP_NUM_THREADS"] = str(JAIL_THREADS)
     try:
-        with threadpool_limits(limits=4):
+        with threadpool_limits(limits=JAIL_THREADS):
             yield
     finally:
         if before is None:
@@ -908,13 +895,10 @@ def print_tables(args: argparse.Namespace, results: dict[int, dict[str, Any]],
     for part in parts:
         cells = [results[rows]["inprocess"]["train"][t]["jail_parts"][part] for rows, t in cols]
         print(f"| — jail: {part} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    for key, label in (("cpu_s", "jail CPU s"),
-                       ("peak_rss_mb", "JailResult.peak_rss_bytes, MB (see below)")):
+    for key, label in (("cpu_s", "jail CPU s (with the spare's preload)"),
+                       ("peak_rss_mb", "jail peak RSS MB (JailResult.peak_rss_bytes)")):
         cells = [results[rows]["inprocess"]["train"][t]["jail"][key] for rows, t in cols]
         print(f"| {label} | " + " | ".join(f"{c:,.1f}" for c in cells) + " |")
-    cells = [results[rows]["inprocess"]["train"][t]["jail_own_peak_mb"] for rows, t in cols]
-    print("| jail peak RSS MB, asked inside the jail | " + " | ".join(f"{c:,.0f}" for c in cells)
-          + " |")
     cells = [results[rows]["inprocess"]["train"][t]["rss_mb"] for rows, t in cols]
     print("| this worker's own peak RSS MB (launches the jail) | "
           + " | ".join(f"{c:,.0f}" for c in cells) + " |")

@@ -41,7 +41,7 @@ from saferoom.errors import (
     public_message,
     status_for,
 )
-from saferoom.jail import start_runner
+from saferoom.jail import keep_training_spare, start_runner
 from saferoom.jobs import JobService
 from saferoom.query.service import QueryService, engine_for
 from saferoom.recorder import Call
@@ -173,10 +173,13 @@ def create_app(room: Room) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watches.start()
         jobs.start()
+        keep_training_spare(runner)
         yield
         await asyncio.to_thread(watches.stop)  # before the engine and the room close under it
         await asyncio.to_thread(jobs.stop)
         scoring.close()
+        if runner is not None:
+            runner.close()
         queries.close()
         room.close()
 

@@ -35,8 +35,9 @@ JAIL_ENV = {
     "LANG": "C.UTF-8",
     "JOBLIB_MULTIPROCESSING": "0",  # no /dev/shm in a jail: serial joblib, without a warning
     # OpenMP, OpenBLAS and Arrow size their thread pools from this, not from the host's cores:
-    # threads count against RLIMIT_NPROC, so a big host must not make a job hit the limit.
-    "OMP_NUM_THREADS": "4",
+    # threads count against RLIMIT_NPROC, so a big host must not make a job hit the limit; and
+    # no more threads than cores, since oversubscribed OpenMP runs slower (1.2-2.7x measured).
+    "OMP_NUM_THREADS": str(max(1, min(4, len(os.sched_getaffinity(0))))),
 }
 
 
@@ -181,6 +182,7 @@ def jail_command(
     in_fd: int,
     out_fd: int,
     mode: str,
+    preload: tuple[str, ...] = (),
 ) -> list[str]:
     """Full argv: [staging bwrap + setpriv +] jail bwrap + python running the bootstrap."""
     plan = bind_plan(config)
@@ -194,6 +196,7 @@ def jail_command(
         "mode": mode,
         "lib": JAIL_LIB,
         "rlimits": limits.rlimits(),
+        "preload": list(preload),
     }
     python = [
         str(config.runtime.executable),

@@ -81,7 +81,9 @@ def seccomp_pipe(program: bytes) -> int:
 class JailProcess:
     """Starts one jail; the service writes frames to `in_fd` and reads them from `out_fd`."""
 
-    def __init__(self, config: JailConfig, limits: JailLimits, mode: str) -> None:
+    def __init__(
+        self, config: JailConfig, limits: JailLimits, mode: str, preload: tuple[str, ...] = ()
+    ) -> None:
         config.check_tools()
         self.limits = limits
         self.killed_for: str | None = None
@@ -99,7 +101,8 @@ class JailProcess:
                 with contextlib.suppress(OSError):
                     fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)  # fewer wakeups for big tables
             argv = jail_command(
-                config, limits, seccomp_fd=filter_fd, in_fd=jail_in, out_fd=jail_out, mode=mode
+                config, limits, seccomp_fd=filter_fd, in_fd=jail_in, out_fd=jail_out, mode=mode,
+                preload=preload,
             )
             self.popen = subprocess.Popen(
                 argv,

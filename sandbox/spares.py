@@ -1,0 +1,103 @@
+"""Jails started before they are needed, so a one-shot job skips bwrap's start and slow imports.
+
+A spare serves exactly one job, like any fresh jail: only the waiting was done early.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from sandbox.config import JailConfig
+from sandbox.errors import SandboxError
+from sandbox.limits import JailLimits
+from sandbox.process import JailProcess
+
+log = logging.getLogger("sandbox.spares")
+
+
+class SpareJails:
+    """One started, idle once-mode jail per registered `JailLimits`, each with modules preloaded.
+
+    `take(limits)` hands the spare out and orders its replacement; None means start cold. Jails
+    are started on the keeper's own thread, which lives until `close()`: bwrap's
+    --die-with-parent follows the thread that started it.
+    """
+
+    def __init__(self, config: JailConfig) -> None:
+        self._config = config
+        self._preload: dict[JailLimits, tuple[str, ...]] = {}
+        self._ready: dict[JailLimits, JailProcess] = {}
+        self._pending: set[JailLimits] = set()
+        self._wanted: queue.SimpleQueue[JailLimits | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
+
+    def keep(self, limits: JailLimits, preload: tuple[str, ...]) -> None:
+        """From now on keep a spare for jobs with exactly these limits."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._preload[limits] = tuple(preload)
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep, name="spare-jails", daemon=True)
+                self._keeper.start()
+        self._order(limits)
+
+    def ready(self, limits: JailLimits) -> bool:
+        """Whether a spare for these limits is started and waiting."""
+        with self._lock:
+            return limits in self._ready
+
+    def take(self, limits: JailLimits) -> JailProcess | None:
+        """The spare for these limits, if one is ready and alive; a replacement is on its way."""
+        with self._lock:
+            if self._closed.is_set() or limits not in self._preload:
+                return None
+            process = self._ready.pop(limits, None)
+        self._order(limits)
+        if process is not None and process.exited():
+            process.finish()  # died while it waited (killed from outside): start cold instead
+            return None
+        return process
+
+    def _order(self, limits: JailLimits) -> None:
+        with self._lock:
+            if limits in self._pending or limits in self._ready:
+                return
+            self._pending.add(limits)
+        self._wanted.put(limits)
+
+    def _keep(self) -> None:
+        while (limits := self._wanted.get()) is not None and not self._closed.is_set():
+            try:
+                process: JailProcess | None = JailProcess(
+                    self._config, limits, "once", self._preload[limits]
+                )
+            except (SandboxError, OSError) as exc:
+                # No spare this time; the next take asks again, and a cold start reports it.
+                log.warning("a spare jail could not start (%s)", type(exc).__name__)
+                process = None
+            with self._lock:
+                self._pending.discard(limits)
+                late = self._closed.is_set()
+                if process is not None and not late:
+                    self._ready[limits] = process
+            if process is not None and late:  # closed while it started
+                process.kill("closed")
+                process.finish()
+
+    def close(self) -> None:
+        """Kill the idle spares and stop the keeper; idempotent."""
+        with self._lock:
+            self._closed.set()
+            idle, self._ready = list(self._ready.values()), {}
+            keeper = self._keeper
+        self._wanted.put(None)
+        for process in idle:
+            process.kill("closed")
+            process.finish()
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(timeout=10)

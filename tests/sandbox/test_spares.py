@@ -1,0 +1,79 @@
+"""Spare jails: started ahead with modules preloaded, each still serving exactly one job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import BubblewrapRunner
+from tests.sandbox.conftest import TEST_LIMITS, jail_uid_processes, run_code
+
+LOOK = """
+import os, sys
+def attack(inputs, params, blobs):
+    seen = sorted(os.listdir("/tmp"))
+    open("/tmp/mark", "w").write("x")
+    return {"values": {"preloaded": "toymodels.entry" in sys.modules, "tmp": seen}}
+"""
+
+
+def wait_for_spare(runner: BubblewrapRunner) -> None:
+    deadline = time.monotonic() + 30
+    while not runner.spares.ready(TEST_LIMITS):
+        assert time.monotonic() < deadline, "no spare jail started"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def spare_runner(model_package: Path) -> Iterator[BubblewrapRunner]:
+    runner = BubblewrapRunner(import_roots=[model_package])
+    runner.keep_spare(TEST_LIMITS, preload=("toymodels.entry",))
+    yield runner
+    runner.close()
+
+
+def test_a_spare_serves_one_job_with_its_modules_already_imported(spare_runner):
+    results = []
+    for _ in range(3):
+        wait_for_spare(spare_runner)
+        results.append(run_code(spare_runner, LOOK))
+    for result in results:
+        assert result.ok, result.error
+        assert result.values == {"preloaded": True, "tmp": []}  # a fresh jail every time
+
+
+def test_other_limits_start_cold_without_the_preload(spare_runner):
+    wait_for_spare(spare_runner)
+    result = run_code(spare_runner, LOOK, limits=TEST_LIMITS.with_changes(cpu_seconds=61))
+    assert result.ok, result.error
+    assert result.values["preloaded"] is False
+    assert spare_runner.spares.ready(TEST_LIMITS)  # still there for its own kind
+
+
+def test_a_spare_killed_while_waiting_is_replaced_and_the_job_still_runs(spare_runner):
+    wait_for_spare(spare_runner)
+    victim = spare_runner.spares._ready[TEST_LIMITS]
+    os.killpg(victim.popen.pid, signal.SIGKILL)
+    victim.wait(10)
+    result = run_code(spare_runner, LOOK)
+    assert result.ok, result.error
+    wait_for_spare(spare_runner)
+    assert run_code(spare_runner, LOOK).values["preloaded"] is True
+
+
+def test_close_leaves_no_jail_behind_and_jobs_still_run_cold(model_package: Path):
+    runner = BubblewrapRunner(import_roots=[model_package])
+    runner.keep_spare(TEST_LIMITS, preload=("toymodels.entry",))
+    wait_for_spare(runner)
+    assert jail_uid_processes() != []  # the spare is a real, waiting jail
+    runner.close()
+    assert jail_uid_processes() == []
+    result = run_code(runner, LOOK)
+    assert result.ok, result.error
+    assert result.values["preloaded"] is False
+    assert jail_uid_processes() == []
