@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -86,8 +86,16 @@ class BubblewrapRunner:
             {"entry": job.entry, "code": job.code, "params": dict(job.params), **sizes}
         )
         started = time.monotonic()
+        try:
+            process = self.spares.take(limits) or JailProcess(self.config, limits, mode="once")
+            return self._run(job, process, header, sizes, started)
+        finally:
+            self.spares.replenish(limits)  # only now: a spare's imports would slow this job
+
+    def _run(self, job: JailJob, process: JailProcess, header: bytes, sizes: dict[str, Any],
+             started: float) -> JailResult:
+        limits = job.limits
         deadline = started + limits.wall_seconds
-        process = self.spares.take(limits) or JailProcess(self.config, limits, mode="once")
         frame: ResultFrame | None = None
         rejected: str | None = None
         writer = RequestWriter(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox import BubblewrapRunner
+from sandbox import BubblewrapRunner, JailResult
 from tests.sandbox.conftest import TEST_LIMITS, jail_uid_processes, run_code
 
 LOOK = """
@@ -19,6 +20,13 @@ def attack(inputs, params, blobs):
     seen = sorted(os.listdir("/tmp"))
     open("/tmp/mark", "w").write("x")
     return {"values": {"preloaded": "toymodels.entry" in sys.modules, "tmp": seen}}
+"""
+
+SLOW = """
+import time
+def attack(inputs, params, blobs):
+    time.sleep(1.5)
+    return {}
 """
 
 
@@ -77,3 +85,16 @@ def test_close_leaves_no_jail_behind_and_jobs_still_run_cold(model_package: Path
     assert result.ok, result.error
     assert result.values["preloaded"] is False
     assert jail_uid_processes() == []
+
+
+def test_the_next_spare_starts_only_after_the_job_ends(spare_runner):
+    # Its imports would otherwise take CPU from the job it is waiting behind.
+    wait_for_spare(spare_runner)
+    done: list[JailResult] = []
+    job = threading.Thread(target=lambda: done.append(run_code(spare_runner, SLOW)))
+    job.start()
+    time.sleep(0.7)
+    assert not spare_runner.spares.ready(TEST_LIMITS)
+    job.join()
+    assert done[0].ok, done[0].error
+    wait_for_spare(spare_runner)
