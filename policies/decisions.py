@@ -274,6 +274,59 @@ def decide_score_request(
     return Decision.allow(agreement_ids=cleared.agreement_ids)
 
 
+@dataclass(frozen=True, slots=True)
+class ScoringRules:
+    """The datasets' `model` rules for one model's features, worked out once per score request
+    and then applied to each subject (a batch has up to 10,000).
+
+    `steps` in dataset-name order: (dataset, its model fields) where a consent is required, or
+    (dataset, None) where the policy forbids scoring; `daily_limit` the strictest cap.
+    """
+
+    steps: tuple[tuple[str, tuple[str, ...] | None], ...]
+    daily_limit: int | None
+
+    @classmethod
+    def of(cls, datasets: Mapping[str, DatasetPolicy | None],
+           features: AbstractSet[str]) -> ScoringRules:
+        refs = [ref for ref in map(split_field_ref, features) if ref]
+        steps: list[tuple[str, tuple[str, ...] | None]] = []
+        limit: int | None = None
+        for name in sorted(datasets):
+            policy = datasets[name]
+            rules = None if policy is None else policy.model
+            if rules is None:
+                steps.append((name, None))
+                continue
+            cap = rules.max_scores_per_subject_per_day
+            limit = cap if limit is None else min(limit, cap)
+            if rules.scoring_consent_required:
+                steps.append((name, tuple(field for ds, field in refs if ds == name)))
+        return cls(tuple(steps), limit)
+
+    def decide(self, bank_id: str, subject_uscc: str, purpose: str,
+               consents: Iterable[Consent], scores_today: int, now: datetime) -> Decision:
+        """May this subject be scored (a `null` score when denied)? Consent, then the cap."""
+        require_aware("now", now)
+        consents = tuple(consents)
+        used: list[str] = []
+        for name, fields in self.steps:
+            if fields is None:
+                return Decision.deny("query_not_allowed", f"the policy of dataset {name} "
+                                     "forbids scoring")
+            covering = [c.id for c in consents
+                        if c.serves(bank_id, subject_uscc, purpose, now) and c.covers(name, fields)]
+            if not covering:
+                return Decision.deny("consent_required", f"no live consent from the subject "
+                                     f"covers the model's use of {name} for this bank and "
+                                     f"purpose {purpose}")
+            used.extend(covering)
+        if self.daily_limit is not None and scores_today >= self.daily_limit:
+            return Decision.deny("threshold_exceeded",
+                                 f"at most {self.daily_limit} scores per subject per day")
+        return Decision.allow("consented" if used else "allowed", consent_ids=used)
+
+
 def decide_score_subject(
     bank_id: str,
     subject_uscc: str,
@@ -289,30 +342,8 @@ def decide_score_subject(
     `features` are the model's `dataset.field` inputs; a consent limited to some fields must
     include every feature the model reads from that dataset. Several consents may combine.
     """
-    require_aware("now", now)
-    consents = tuple(consents)
-    used: list[str] = []
-    limit: int | None = None
-    for name in sorted(datasets):
-        policy = datasets[name]
-        rules = None if policy is None else policy.model
-        if rules is None:
-            return Decision.deny("query_not_allowed", f"the policy of dataset {name} forbids "
-                                 "scoring")
-        limit = rules.max_scores_per_subject_per_day if limit is None else min(
-            limit, rules.max_scores_per_subject_per_day)
-        if not rules.scoring_consent_required:
-            continue
-        fields = [ref[1] for ref in map(split_field_ref, features) if ref and ref[0] == name]
-        covering = [c.id for c in consents
-                    if c.serves(bank_id, subject_uscc, purpose, now) and c.covers(name, fields)]
-        if not covering:
-            return Decision.deny("consent_required", f"no live consent from the subject covers "
-                                 f"the model's use of {name} for this bank and purpose {purpose}")
-        used.extend(covering)
-    if limit is not None and scores_today >= limit:
-        return Decision.deny("threshold_exceeded", f"at most {limit} scores per subject per day")
-    return Decision.allow("consented" if used else "allowed", consent_ids=used)
+    return ScoringRules.of(datasets, features).decide(bank_id, subject_uscc, purpose, consents,
+                                                      scores_today, now)
 
 
 def decide_self_query(actor: Actor) -> Decision:
