@@ -194,32 +194,6 @@ def http_setup(server: Any, data: Path) -> dict[str, Any]:
     return bank
 
 
-def http_train(server: Any, bank: dict[str, Any], template: str, runs: int) -> dict[str, Any]:
-    pid = server.process.pid
-    reset_peak(pid)
-    times: list[float] = []
-    job: dict[str, Any] = {}
-    with server.client(bank["token"]) as c:
-        for _ in range(runs + 1):
-            body = {"purpose": TRAIN_PURPOSE, "kind": "train", "template": template,
-                    "features": FEATURES, "label": LABEL}
-            t = time.perf_counter()
-            r = c.post("/v1/jobs", json=body, timeout=900)
-            assert r.status_code == 202, r.text
-            job_id = r.json()["id"]
-            while True:
-                job = c.get(f"/v1/jobs/{job_id}", timeout=900).json()
-                if job["status"] not in ("queued", "running", "pending_review"):
-                    break
-                time.sleep(POLL_S)
-            times.append(time.perf_counter() - t)
-            assert job["status"] == "succeeded", job
-    m = job["metrics"]
-    return {"first_s": times[0], "times_s": times[1:], "rss_mb": peak_mb(pid), "auc": m["auc"],
-            "ks": m["ks"], "n_train": m["n_train"], "n_test": m["n_test"],
-            "model_id": job["model_id"]}
-
-
 def insert_consents(room_dir: Path, bank_id: str, subjects: list[str]) -> None:
     """Bulk consents straight into the state DB, server stopped (a placeholder receipt, as in
     bench/verify.py: signing 100,000 receipts through the API is not what is measured here)."""
