@@ -111,7 +111,7 @@ class ConsentRequest(BaseModel):
                 # Never echo the entry: error messages carry no submitted values.
                 raise ValueError("each field must be written as dataset.field")
             if parts[0] not in self.datasets:
-                raise ValueError(f"field {entry} names a dataset the consent does not list")
+                raise ValueError("a field names a dataset the consent does not list")
             refs.add(field_ref(*parts))
         return frozenset(refs)
 

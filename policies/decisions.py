@@ -15,7 +15,7 @@ from policies.documents import DatasetPolicy
 from policies.errors import DenialCode, PolicyDenied
 from policies.facts import Actor, Agreement, Consent, require_aware
 from policies.names import split_field_ref
-from policies.roles import OPERATION_ROLES
+from policies.roles import role_may
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +74,28 @@ class _Cleared(Generic[_S]):
     agreement_ids: list[str]
 
 
+def verify_rule_denial(
+    policy: DatasetPolicy | None, dataset: str, field: str, op: str, purpose: str
+) -> Decision | None:
+    """The part of a check's decision that does not depend on the subject (None: go on)."""
+    rules = None if policy is None else policy.verify
+    if rules is None:
+        return Decision.deny("query_not_allowed", f"the policy of dataset {dataset} forbids "
+                             "verification")
+    if purpose not in rules.purposes:
+        return Decision.deny("purpose_not_allowed", f"the policy of dataset {dataset} does not "
+                             f"allow verification for purpose {purpose}")
+    ops = rules.fields.get(field)
+    if ops is None:
+        return Decision.deny("column_not_allowed", f"{dataset}.{field} is not verifiable")
+    if op not in ops:
+        return Decision.deny("query_not_allowed", f"operator {op} is not allowed on "
+                             f"{dataset}.{field}")
+    return None
+
+
 def _role_denial(actor: Actor, operation: str) -> Decision | None:
-    if actor.role not in OPERATION_ROLES.get(operation, frozenset()):
+    if not role_may(actor.role, operation):
         return Decision.deny("role_not_allowed",
                              f"the {actor.role} role may not perform {operation}")
     return None
@@ -196,20 +216,11 @@ def decide_verify_check(
     An allow under consent names the consents used: the extraction limit is counted per consent.
     """
     require_aware("now", now)
-    rules = None if policy is None else policy.verify
-    if rules is None:
-        return Decision.deny("query_not_allowed", f"the policy of dataset {dataset} forbids "
-                             "verification")
-    if purpose not in rules.purposes:
-        return Decision.deny("purpose_not_allowed", f"the policy of dataset {dataset} does not "
-                             f"allow verification for purpose {purpose}")
-    ops = rules.fields.get(field)
-    if ops is None:
-        return Decision.deny("column_not_allowed", f"{dataset}.{field} is not verifiable")
-    if op not in ops:
-        return Decision.deny("query_not_allowed", f"operator {op} is not allowed on "
-                             f"{dataset}.{field}")
-    if not rules.consent_required:
+    denied = verify_rule_denial(policy, dataset, field, op, purpose)
+    if denied is not None:
+        return denied
+    rules = policy.verify if policy is not None else None  # set: else denied above
+    if rules is not None and not rules.consent_required:
         return Decision.allow("the policy requires no consent")
     used = [c.id for c in consents
             if c.serves(bank_id, subject_uscc, purpose, now) and c.covers(dataset, (field,))]

@@ -58,8 +58,12 @@ OPERATION_ROLES: dict[str, frozenset[Role]] = {
 }
 
 
+def role_may(role: str, operation: str) -> bool:
+    """Whether `role` may perform `operation` (an unknown operation: nobody may)."""
+    return role in OPERATION_ROLES.get(operation, frozenset())
+
+
 def authorize_role(role: Role, operation: str) -> None:
     """Return if `role` may perform `operation`, else raise `role_not_allowed`."""
-    allowed = OPERATION_ROLES.get(operation)
-    if allowed is None or role not in allowed:
+    if not role_may(role, operation):
         raise PolicyDenied("role_not_allowed", f"the {role} role may not perform {operation}")

@@ -12,7 +12,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
-from policies.decisions import Decision
+from policies.decisions import Decision, verify_rule_denial
 from policies.documents import DatasetPolicy
 from policies.extraction import decide_extraction
 from policies.facts import Consent, require_aware
@@ -51,20 +51,7 @@ def check_rule_decision(
     policy: DatasetPolicy | None, rule: CheckRule, purpose: str
 ) -> Decision | None:
     """The part of a check's decision that does not depend on the subject (None: go on)."""
-    rules = None if policy is None else policy.verify
-    if rules is None:
-        return Decision.deny("query_not_allowed",
-                             f"the policy of dataset {rule.dataset} forbids verification")
-    if purpose not in rules.purposes:
-        return Decision.deny("purpose_not_allowed", f"the policy of dataset {rule.dataset} does "
-                             f"not allow verification for purpose {purpose}")
-    ops = rules.fields.get(rule.field)
-    if ops is None:
-        return Decision.deny("column_not_allowed", f"{rule.dataset}.{rule.field} is not verifiable")
-    if rule.op not in ops:
-        return Decision.deny("query_not_allowed",
-                             f"operator {rule.op} is not allowed on {rule.dataset}.{rule.field}")
-    return None
+    return verify_rule_denial(policy, rule.dataset, rule.field, rule.op, purpose)
 
 
 def decide_verify_batch(

@@ -56,6 +56,7 @@ def test_seeds():
     with pytest.raises(ValueError, match="32 bytes"):
         Ed25519Signer(b"short")
     assert "seed" not in repr(SIGNER)
+    assert bytes(range(32)).hex() not in repr(SIGNER)
 
 
 def test_checkpoint_message_and_signature():

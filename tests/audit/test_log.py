@@ -18,7 +18,7 @@ from audit.errors import AuditCorrupted, AuditError, AuditWriteError
 from audit.events import ZERO_HASH, AuditEvent, record_hash
 from audit.log import CHECKPOINTS_FILE, EVENTS_FILE, AuditLog
 from audit.merkle import leaf_hash, root, verify_consistency, verify_inclusion
-from audit.timestamps import parse_ts
+from audit.timestamps import format_ts, parse_ts
 from audit.verify import verify_log
 from tests.audit.helpers import SIGNER, draft, read_records, rehash, write_log, write_records
 
@@ -211,7 +211,7 @@ def test_time_bounds_accept_offsets_and_reject_garbage(tmp_path):
         assert log.events(since="1970-01-01T08:00:00+08:00") == [event]
         assert log.events(until=event.ts) == []
         assert log.events(since=event.ts, until="9999-01-01T00:00:00") == [event]
-        assert moment > 0
+        assert format_ts(moment) == event.ts
         with pytest.raises(ValueError):
             log.events(since="yesterday")
 
@@ -290,7 +290,6 @@ def test_fsync_failure_raises_and_changes_nothing(tmp_path, monkeypatch):
     assert info.value.code == "audit_unavailable"
     assert "bank" not in str(info.value)
     assert (log.size, log.head, log.root(), (tmp_path / EVENTS_FILE).read_bytes()) == before
-    assert log.events() == log.events(after_seq=0)
     assert len(log.events()) == 2
     monkeypatch.undo()
     (event,) = log.append([draft(3)])
