@@ -5,6 +5,7 @@ Auditors keep checkpoints as witnesses; `Ed25519Signer` and `verify_signature` a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,6 +96,14 @@ class Checkpoint:
             "public_key": self.public_key,
             "signature": self.signature,
         }
+
+    @classmethod
+    def from_json(cls, line: bytes | str) -> Checkpoint:
+        """Parse one stored line strictly; ValueError if it is not a checkpoint."""
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError("a checkpoint is a JSON object")
+        return cls.from_dict(record)
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Checkpoint:

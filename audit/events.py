@@ -142,6 +142,14 @@ class AuditEvent:
         }
 
     @classmethod
+    def from_json(cls, line: bytes | str) -> AuditEvent:
+        """Parse one stored line strictly; ValueError (never naming a value) if it is not one."""
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError("an event is a JSON object")
+        return cls.from_dict(record)
+
+    @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> AuditEvent:
         """Parse a stored event strictly; raises ValueError naming the field, never its value."""
         if set(record) != _FIELD_SET:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from array import array
@@ -16,7 +15,7 @@ from types import TracebackType
 
 from audit.checkpoint import Checkpoint, Signer, sign_checkpoint
 from audit.errors import AuditCorrupted, AuditError, AuditWriteError
-from audit.events import ZERO_HASH, AuditEvent, EventDraft, seal
+from audit.events import ZERO_HASH, AuditEvent, EventDraft, canonical_json, seal
 from audit.index import EventIndex, Query
 from audit.jsonl import AppendFile, iter_lines
 from audit.merkle import MerkleTree, leaf_hash
@@ -99,9 +98,9 @@ class AuditLog:
                 break
             seq = self._size + 1
             try:
-                event = AuditEvent.from_dict(json.loads(line.data))
+                event = AuditEvent.from_json(line.data)
                 ts_us = parse_ts(event.ts)
-            except (ValueError, TypeError, AttributeError):
+            except ValueError:
                 raise AuditCorrupted(f"event {seq}: not a well-formed event") from None
             if event.seq != seq:
                 raise AuditCorrupted(f"event {seq}: sequence number out of place")
@@ -116,11 +115,8 @@ class AuditLog:
                 self._drop_torn_tail(self._checkpoint_file, line.offset)
                 break
             try:
-                record = json.loads(line.data)
-                if not isinstance(record, dict):
-                    raise TypeError
-                cp = Checkpoint.from_dict(record)
-            except (ValueError, TypeError):
+                cp = Checkpoint.from_json(line.data)
+            except ValueError:
                 raise AuditCorrupted(f"checkpoint {number}: not a well-formed checkpoint") from None
             # Checkpoints are written only after the events they cover are durable, so a
             # log shorter than, or different from, a checkpoint was cut or rewritten.
@@ -208,9 +204,8 @@ class AuditLog:
         if self._signer is None:
             raise AuditError("no signing key is configured for audit checkpoints")
         cp = sign_checkpoint(self._signer, self._size, self._tree.root().hex(), format_ts(now_us()))
-        line = json.dumps(cp.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
         try:
-            self._checkpoint_file.append(line.encode())
+            self._checkpoint_file.append(canonical_json(cp.to_dict()) + b"\n")
         except OSError as exc:
             raise AuditWriteError("could not write an audit checkpoint") from exc
         self._checkpoints.append(cp)
@@ -345,8 +340,8 @@ class AuditLog:
                 raise AuditWriteError("could not read the audit log") from exc
             for seq, lo, hi in run:
                 try:
-                    out.append(AuditEvent.from_dict(json.loads(block[lo - start : hi - start])))
-                except (ValueError, TypeError, AttributeError):
+                    out.append(AuditEvent.from_json(block[lo - start : hi - start]))
+                except ValueError:
                     raise AuditCorrupted(f"event {seq}: changed on disk while open") from None
         return out
 

@@ -36,10 +36,6 @@ class Frontier:
         self._nodes: list[bytes] = []
         self._size = 0
 
-    @property
-    def size(self) -> int:
-        return self._size
-
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash; merges the equal-sized subtrees it completes (O(1) amortised)."""
         node, n = leaf, self._size
@@ -74,10 +70,6 @@ class MerkleTree:
         for leaf in leaves:
             self.append(leaf)
 
-    @property
-    def size(self) -> int:
-        return self._size
-
     def append(self, leaf: bytes) -> None:
         if len(leaf) != HASH_SIZE:
             raise ValueError("a leaf must be a 32-byte leaf hash")
@@ -94,10 +86,6 @@ class MerkleTree:
             levels[level] += node
             index >>= 1
         self._size += 1
-
-    def leaf(self, index: int) -> bytes:
-        self._check_index(index, self._size)
-        return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
 
     def root(self, size: int | None = None) -> bytes:
         """MTH(D[0:size]); the current root when size is None."""

@@ -58,11 +58,8 @@ def _read_checkpoints(
             return good, None, len(line.data)
         name = f"checkpoint {number}"
         try:
-            record = json.loads(line.data)
-            if not isinstance(record, dict):
-                raise TypeError
-            cp = Checkpoint.from_dict(record)
-        except (ValueError, TypeError):
+            cp = Checkpoint.from_json(line.data)
+        except ValueError:
             return good, _Failure(None, f"{name}: not a well-formed checkpoint"), 0
         name = f"{name} (size {cp.size})"
         if not verify_checkpoint(cp):

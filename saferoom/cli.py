@@ -5,7 +5,6 @@ Settings come from `SAFEROOM_*` variables and these flags, built once per comman
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -105,7 +104,7 @@ def audit_verify(
     from audit.verify import verify_log
 
     settings = _settings(data_dir)
-    cp = Checkpoint.from_dict(json.loads(witness.read_text())) if witness else None
+    cp = Checkpoint.from_json(witness.read_text()) if witness else None
     # Checkpoints re-signed by an impostor's key are caught only against keys trusted from
     # elsewhere: those given here, and the key of a witness the auditor kept.
     trusted = [*(trusted_key or []), *([cp.public_key] if cp else [])]
