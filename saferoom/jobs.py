@@ -5,6 +5,7 @@ Jobs run one at a time by default (2 cores); a job cut off by a stop fails and c
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 from typing import Any, Literal
@@ -38,6 +39,20 @@ from saferoom.training import (
 from sandbox import JailUnavailable, Runner
 
 log = logging.getLogger("saferoom.jobs")
+
+
+# Names an exception's type may have and still reach the bank: the code chooses its own class
+# names (`type("v" + value, (Exception,), {})`), so only these can carry no data.
+RELEASABLE_ERRORS = frozenset(
+    {name for name, value in vars(builtins).items()
+     if isinstance(value, type) and issubclass(value, BaseException)} | {"UserCodeError"})
+
+
+def released_error_kind(jail_error: str | None) -> str | None:
+    """The exception type of a failed job, when it may be told to the bank (never its message,
+    which may quote data)."""
+    kind = (jail_error or "").split(":", 1)[0].strip()
+    return kind if kind in RELEASABLE_ERRORS else None
 
 
 class ReviewRequest(BaseModel):
@@ -228,11 +243,10 @@ class JobService:
             call.record(resource=job.id, purpose=job.purpose, decision="deny", reason="cancelled")
             return
         if run.failure is not None or run.metrics is None or run.artifact is None:
-            kind = (run.result.error or "").split(":", 1)[0].strip()
+            kind = released_error_kind(run.result.error)
             error = run.failure or "the job failed"
-            # The exception's type helps the bank; its message may quote data, so it does not.
             self.jobs.set_status(job.id, "failed", expect=["running"],
-                                 error=error + (f" ({kind})" if kind.isidentifier() else ""))
+                                 error=error + (f" ({kind})" if kind else ""))
             call.record(resource=job.id, purpose=job.purpose, decision="deny", reason="failed")
             return
         model = Model(

@@ -261,3 +261,15 @@ def _running(pid: int) -> bool:
         return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
+
+
+def test_only_builtin_exception_names_reach_the_bank():
+    from saferoom.jobs import released_error_kind
+
+    assert released_error_kind("UserCodeError: predict returned 3 values for 4 rows") == (
+        "UserCodeError")
+    assert released_error_kind("MemoryError: ") == "MemoryError"
+    # Job code names its own classes: a name built from a value must not leave.
+    assert released_error_kind("v91410302MAE2DL467M: boom") is None
+    assert released_error_kind("年纳税额1234567: x") is None
+    assert released_error_kind(None) is None
