@@ -22,7 +22,7 @@ from models.features import FeatureEncoder
 from models.fitted import Scored
 from models.reasons import no_reasons
 
-USER_CODE_MODULE = "user_code"  # the name the jail gives the bank's source (sandbox/job.py)
+USER_CODE_MODULE = "user_code"  # the name the jail gives the bank's source (sandbox/inside)
 
 
 class UserCodeError(Exception):

@@ -18,7 +18,6 @@ from sandbox.limits import JOB_LIMITS, JailLimits
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 ENTRY_PATTERN = re.compile(rf"{IDENTIFIER}(\.{IDENTIFIER})*:{IDENTIFIER}")
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
-USER_CODE_MODULE = "user_code"  # the name a bank's custom source is importable under, in a jail
 
 Status = Literal["ok", "error", "limit"]
 

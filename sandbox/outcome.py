@@ -8,12 +8,47 @@ from __future__ import annotations
 import signal
 import time
 
+from sandbox.channel import JailEnded, LimitHit, ResultReader
+from sandbox.errors import OutputRejected
 from sandbox.job import JailResult, Status
-from sandbox.outputs import ResultFrame
+from sandbox.outputs import ResultFrame, read_result
 from sandbox.process import ExitInfo, JailProcess
+from sandbox.request import Request, RequestWriter
 
 SERVICE_LIMITS = frozenset({"wall", "output", "log"})
 EXIT_GRACE_SECONDS = 5.0
+
+
+def send_and_read(
+    process: JailProcess, request: Request, reader: ResultReader
+) -> tuple[RequestWriter, ResultFrame | None, str | None]:
+    """Send one frame and read one answer: (writer, frame, why the output was rejected).
+
+    A limit or a rejected output kills the jail for the caller to settle; anything else kills
+    and reaps it, waits for the writer, and raises.
+    """
+    writer = RequestWriter(
+        process.in_fd, request.header, request.sizes, request.tables, request.blobs,
+        lambda: process.kill("input"),
+    )
+    frame: ResultFrame | None = None
+    rejected: str | None = None
+    try:
+        writer.start()
+        frame = read_result(reader)
+    except LimitHit as hit:
+        process.kill(hit.limit)
+    except JailEnded:
+        pass  # settle() finds out how it ended
+    except OutputRejected as exc:
+        rejected = str(exc)
+        process.kill("rejected")
+    except BaseException:
+        process.kill("failed")  # never leave a jail running behind an exception
+        process.wait(None)
+        writer.join()  # before anyone closes the fd it writes to
+        raise
+    return writer, frame, rejected
 
 
 def settle(process: JailProcess, frame: ResultFrame | None, deadline: float) -> ExitInfo:
@@ -66,7 +101,6 @@ def outcome(
     started: float,
     exit_code: int | None,
     cpu_seconds: float,
-    peak_rss_bytes: int,
 ) -> JailResult:
     """The `JailResult` of a run: outputs only when it succeeded, logs always (capped)."""
     ok = status == "ok" and frame is not None
@@ -80,7 +114,9 @@ def outcome(
         exit_code=exit_code,
         wall_seconds=time.monotonic() - started,
         cpu_seconds=cpu_seconds,
-        peak_rss_bytes=peak_rss_bytes,
+        # Only the jail's own figure: wait4's ru_maxrss carries the service's high-water mark
+        # across the (v)fork and exec that start bwrap, so it would measure the service.
+        peak_rss_bytes=frame.peak_rss_bytes if frame else 0,
         stdout=process.stdout.take(),
         stderr=process.stderr.take(),
     )

@@ -10,44 +10,22 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from sandbox.channel import JailEnded, LimitHit, ResultReader
+from sandbox.channel import ResultReader
 from sandbox.config import JailConfig
-from sandbox.errors import InvalidJob, OutputRejected, PoolUnavailable
+from sandbox.errors import InvalidJob, PoolUnavailable
 from sandbox.job import JailResult, Status, check_entry, check_inputs, check_names
 from sandbox.limits import JOB_LIMITS, JailLimits
-from sandbox.outcome import classify, outcome, settle
-from sandbox.outputs import ResultFrame, read_result
+from sandbox.outcome import classify, outcome, send_and_read, settle
 from sandbox.process import JailProcess
-from sandbox.request import RequestWriter, frame_header, part_sizes
+from sandbox.request import Request
 from sandbox.runner import BubblewrapRunner
 
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
-
-
-@dataclass(frozen=True)
-class Request:
-    """One frame to send: its encoded header, the sizes it announces, and the bodies."""
-
-    header: bytes
-    sizes: dict[str, Any]
-    tables: Mapping[str, pa.Table]
-    blobs: Mapping[str, bytes]
-
-    @classmethod
-    def build(
-        cls,
-        fields: Mapping[str, Any],
-        tables: Mapping[str, pa.Table],
-        blobs: Mapping[str, bytes],
-    ) -> Request:
-        sizes = part_sizes(tables, blobs)
-        return cls(frame_header({**fields, **sizes}), sizes, tables, blobs)
 
 
 class WarmJail:
@@ -73,55 +51,22 @@ class WarmJail:
         started = time.monotonic()
         deadline = started + self.limits.wall_seconds
         self.reader.reset(self.limits.output_bytes, deadline)
-        writer = RequestWriter(
-            self.process.in_fd, request.header, request.sizes, request.tables, request.blobs,
-            lambda: self.process.kill("input"),
-        )
-        frame: ResultFrame | None = None
-        rejected: str | None = None
-        try:
-            writer.start()
-            frame = read_result(self.reader)
-        except LimitHit as hit:
-            self.process.kill(hit.limit)
-        except JailEnded:
-            pass  # settle() below finds out how it ended
-        except OutputRejected as exc:
-            rejected = str(exc)
-            self.process.kill("rejected")
-        except BaseException:
-            self.process.kill("failed")  # the caller retires it; the writer must be done first
-            self.process.wait(None)
-            writer.join()
-            raise
+        # On an exception the jail is killed and reaped; the caller retires it.
+        writer, frame, rejected = send_and_read(self.process, request, self.reader)
         if frame is not None and frame.limit is None and self.process.killed_for is None:
             writer.join()
             cpu = max(0.0, frame.cpu_seconds - self.cpu_reported)
             self.cpu_reported = frame.cpu_seconds
             status: Status = "ok" if frame.ok else "error"
-            return self.result(frame, status, None, frame.error, started, cpu, None)
+            return outcome(frame, status, None, frame.error, process=self.process,
+                           started=started, exit_code=None, cpu_seconds=cpu)
         if frame is not None:
             self.process.kill("retired")  # it reported a limit: do not trust its state further
         info = settle(self.process, frame, deadline)
         writer.join()
         status, limit, error = classify(self.process, frame, rejected, info)
-        return self.result(frame, status, limit, error, started, info.cpu_seconds, info.exit_code)
-
-    def result(
-        self,
-        frame: ResultFrame | None,
-        status: Status,
-        limit: str | None,
-        error: str | None,
-        started: float,
-        cpu_seconds: float,
-        exit_code: int | None,
-    ) -> JailResult:
-        return outcome(
-            frame, status, limit, error, process=self.process, started=started,
-            exit_code=exit_code, cpu_seconds=cpu_seconds,
-            peak_rss_bytes=frame.peak_rss_bytes if frame else 0,
-        )
+        return outcome(frame, status, limit, error, process=self.process, started=started,
+                       exit_code=info.exit_code, cpu_seconds=info.cpu_seconds)
 
     def close(self) -> None:
         self.process.kill("closed")

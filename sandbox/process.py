@@ -85,7 +85,6 @@ class JailProcess:
         self, config: JailConfig, limits: JailLimits, mode: str, preload: tuple[str, ...] = ()
     ) -> None:
         config.check_tools()
-        self.limits = limits
         self.killed_for: str | None = None
         self.exit: ExitInfo | None = None
         self.lock = threading.Lock()

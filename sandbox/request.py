@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -48,7 +49,6 @@ class RequestWriter:
         self.sizes = sizes
         self.tables = tables
         self.blobs = blobs
-        self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self.send, name="jail-input", daemon=True)
 
     def start(self) -> RequestWriter:
@@ -67,10 +67,29 @@ class RequestWriter:
                 self.writer.write(blob)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the jail died or stopped reading; its result says why
-        except BaseException as exc:  # reported by the runner, never raised in this thread
-            self.failure = exc
+        except BaseException:  # never raised in this thread: the result reports the kill
             self.on_failure()  # the jail waits for bytes that will never come: stop it now
 
     def join(self, timeout: float | None = None) -> None:
         if self.thread.ident is not None:  # started
             self.thread.join(timeout)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One frame to send: its encoded header, the sizes it announces, and the bodies."""
+
+    header: bytes
+    sizes: dict[str, Any]
+    tables: Mapping[str, pa.Table]
+    blobs: Mapping[str, bytes]
+
+    @classmethod
+    def build(
+        cls,
+        fields: Mapping[str, Any],
+        tables: Mapping[str, pa.Table],
+        blobs: Mapping[str, bytes],
+    ) -> Request:
+        sizes = part_sizes(tables, blobs)
+        return cls(frame_header({**fields, **sizes}), sizes, tables, blobs)

@@ -9,20 +9,19 @@ import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pyarrow as pa
 
-from sandbox.channel import JailEnded, LimitHit, ResultReader
+from sandbox.channel import ResultReader
 from sandbox.command import JAIL_ENV, JAIL_PACKAGE
 from sandbox.config import JailConfig, PythonRuntime
-from sandbox.errors import JailUnavailable, OutputRejected, SandboxError
+from sandbox.errors import JailUnavailable, SandboxError
 from sandbox.job import JailJob, JailResult, check_entry
 from sandbox.limits import JailLimits
-from sandbox.outcome import classify, outcome, settle
-from sandbox.outputs import ResultFrame, read_result
+from sandbox.outcome import classify, outcome, send_and_read, settle
 from sandbox.process import JailProcess
-from sandbox.request import RequestWriter, frame_header, part_sizes
+from sandbox.request import Request
 from sandbox.spares import SpareJails
 
 PROBE_ENTRY = f"{JAIL_PACKAGE}.probe:look_around"
@@ -81,53 +80,34 @@ class BubblewrapRunner:
 
     def run(self, job: JailJob) -> JailResult:
         limits = job.limits
-        sizes = part_sizes(job.inputs, job.blobs)
-        header = frame_header(
-            {"entry": job.entry, "code": job.code, "params": dict(job.params), **sizes}
+        request = Request.build(  # InvalidJob here, before any jail starts
+            {"entry": job.entry, "code": job.code, "params": dict(job.params)},
+            job.inputs, job.blobs,
         )
         started = time.monotonic()
         try:
             process = self.spares.take(limits) or JailProcess(self.config, limits, mode="once")
-            return self._run(job, process, header, sizes, started)
+            return self._run(process, request, limits, started)
         finally:
             self.spares.replenish(limits)  # only now: a spare's imports would slow this job
 
-    def _run(self, job: JailJob, process: JailProcess, header: bytes, sizes: dict[str, Any],
-             started: float) -> JailResult:
-        limits = job.limits
+    @staticmethod
+    def _run(process: JailProcess, request: Request, limits: JailLimits, started: float
+             ) -> JailResult:
         deadline = started + limits.wall_seconds
-        frame: ResultFrame | None = None
-        rejected: str | None = None
-        writer = RequestWriter(
-            process.in_fd, header, sizes, job.inputs, job.blobs, lambda: process.kill("input")
-        )
+        reader = ResultReader(process.out_fd, limits.output_bytes, deadline)
         try:
-            writer.start()
-            try:
-                frame = read_result(ResultReader(process.out_fd, limits.output_bytes, deadline))
-            except LimitHit as hit:
-                process.kill(hit.limit)
-            except JailEnded:
-                pass  # settle() below finds out how it ended
-            except OutputRejected as exc:
-                rejected = str(exc)
-                process.kill("rejected")
-            info = settle(process, frame, deadline)
-            writer.join()
+            writer, frame, rejected = send_and_read(process, request, reader)
         except BaseException:
-            process.kill("failed")  # never leave a jail running behind an exception
-            process.wait(None)
-            writer.join()  # before finish() closes the fd it writes to
-            process.finish()
+            process.finish()  # killed and reaped already: close the pipes too
             raise
+        info = settle(process, frame, deadline)
+        writer.join()
         status, limit, error = classify(process, frame, rejected, info)
         return outcome(
             frame, status, limit, error, process=process, started=started,
             exit_code=info.exit_code,
             cpu_seconds=max(info.cpu_seconds, frame.cpu_seconds if frame else 0.0),
-            # Only the jail's own figure: wait4's ru_maxrss carries the service's high-water
-            # mark across the (v)fork and exec that start bwrap, so it measures the service.
-            peak_rss_bytes=frame.peak_rss_bytes if frame else 0,
         )
 
 

@@ -10,7 +10,6 @@ import queue
 import threading
 
 from sandbox.config import JailConfig
-from sandbox.errors import SandboxError
 from sandbox.limits import JailLimits
 from sandbox.process import JailProcess
 
@@ -33,15 +32,14 @@ class SpareJails:
         self._ready: dict[JailLimits, JailProcess] = {}
         self._pending: set[JailLimits] = set()
         self._wanted: queue.SimpleQueue[JailLimits | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._closed = threading.Event()
+        self._changed = threading.Condition()  # guards all of this state; notified on changes
+        self._closed = False
         self._keeper: threading.Thread | None = None
 
     def keep(self, limits: JailLimits, preload: tuple[str, ...]) -> None:
         """From now on keep a spare for jobs with exactly these limits."""
-        with self._lock:
-            if self._closed.is_set():
+        with self._changed:
+            if self._closed:
                 return
             self._preload[limits] = tuple(preload)
             if self._keeper is None:
@@ -51,7 +49,7 @@ class SpareJails:
 
     def ready(self, limits: JailLimits) -> bool:
         """Whether a spare for these limits is started and waiting."""
-        with self._lock:
+        with self._changed:
             return limits in self._ready
 
     def take(self, limits: JailLimits) -> JailProcess | None:
@@ -59,9 +57,9 @@ class SpareJails:
         head start on a cold jail); None if there is none, or it died while it waited."""
         with self._changed:
             self._changed.wait_for(
-                lambda: self._closed.is_set() or limits not in self._pending, timeout=STARTING_S
+                lambda: self._closed or limits not in self._pending, timeout=STARTING_S
             )
-            if self._closed.is_set():
+            if self._closed:
                 return None
             process = self._ready.pop(limits, None)
         if process is not None and process.exited():
@@ -71,26 +69,28 @@ class SpareJails:
 
     def replenish(self, limits: JailLimits) -> None:
         """Start a spare for these limits if they are kept and none is ready or starting."""
-        with self._lock:
-            if (self._closed.is_set() or limits not in self._preload
+        with self._changed:
+            if (self._closed or limits not in self._preload
                     or limits in self._pending or limits in self._ready):
                 return
             self._pending.add(limits)
         self._wanted.put(limits)
 
     def _keep(self) -> None:
-        while (limits := self._wanted.get()) is not None and not self._closed.is_set():
+        while (limits := self._wanted.get()) is not None:
+            if self._is_closed():
+                break
             try:
                 process: JailProcess | None = JailProcess(
                     self._config, limits, "once", self._preload[limits]
                 )
-            except (SandboxError, OSError) as exc:
-                # No spare this time; the next take asks again, and a cold start reports it.
+            except Exception as exc:  # any failure: no spare this time, never a dead keeper
+                # The next job starts cold (and reports the failure); its end asks again.
                 log.warning("a spare jail could not start (%s)", type(exc).__name__)
                 process = None
             with self._changed:
                 self._pending.discard(limits)
-                late = self._closed.is_set()
+                late = self._closed
                 if process is not None and not late:
                     self._ready[limits] = process
                 self._changed.notify_all()
@@ -98,10 +98,15 @@ class SpareJails:
                 process.kill("closed")
                 process.finish()
 
+    def _is_closed(self) -> bool:
+        # Under the lock, like every other access to the state.
+        with self._changed:
+            return self._closed
+
     def close(self) -> None:
         """Kill the idle spares and stop the keeper; idempotent."""
         with self._changed:
-            self._closed.set()
+            self._closed = True
             idle, self._ready = list(self._ready.values()), {}
             keeper = self._keeper
             self._changed.notify_all()
