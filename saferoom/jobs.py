@@ -96,7 +96,7 @@ class JobService:
             decision.raise_if_denied()
         check_size(job, self._engine.frame(
             {job.label.dataset: self._source(job, job.label.dataset)}, [job.label],
-            base=job.label.dataset).num_rows)
+            base=job.label.dataset))
         status: Status = "pending_review" if decision.code == "review_required" else "queued"
         record = Job(
             id=new_id("job"), bank_id=principal.id, purpose=request.purpose,
@@ -228,12 +228,14 @@ class JobService:
             resolved = resolve(self._room, bank, request)
             decide(self._room, bank, job.purpose, resolved, custom_code=job.code is not None,
                    approved=True, now=utcnow()).raise_if_denied()
+            frame = real_frame(self._engine, resolved)
+            # Again on the data trained on: the labels may have changed while the job waited.
+            check_size(resolved, frame)
         except (PolicyDenied, NotFound) as exc:
             reason = getattr(exc, "code", "not_found")
             self.jobs.set_status(job.id, "failed", error=f"refused when due to run: {reason}")
             call.record(resource=job.id, purpose=job.purpose, decision="deny", reason=reason)
             return
-        frame = real_frame(self._engine, resolved)
         run = train(runner, frame, resolved, request.model_dump(), dry_run=False)
         # What the code printed may echo data: kept sealed for the reviewing department only.
         self.jobs.keep_logs(job.id, run.result.stdout, run.result.stderr)

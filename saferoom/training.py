@@ -141,8 +141,10 @@ def real_frame(engine: DuckDBEngine, job: ResolvedJob) -> pa.Table:
     return engine.frame(sources, [*job.features, job.label], base=job.label.dataset)
 
 
-def check_size(job: ResolvedJob, rows: int) -> None:
-    decide_training_size(policies_of(job), rows).raise_if_denied()
+def check_size(job: ResolvedJob, frame: pa.Table) -> None:
+    """`min_training_rows`, counted on the rows that carry a label (the ones trained on)."""
+    label = frame.column(f"{job.label.dataset}.{job.label.column}")
+    decide_training_size(policies_of(job), frame.num_rows - label.null_count).raise_if_denied()
 
 
 def mock_frame(job: ResolvedJob, rows: int = MOCK_ROWS, seed: int = 0) -> pa.Table:

@@ -273,3 +273,23 @@ def test_only_builtin_exception_names_reach_the_bank():
     assert released_error_kind("v91410302MAE2DL467M: boom") is None
     assert released_error_kind("年纳税额1234567: x") is None
     assert released_error_kind(None) is None
+
+
+def test_min_training_rows_counts_only_labelled_rows(world):
+    server, _, bank, _, frames = world
+    outcomes = frames["loan_outcomes"].copy()
+    outcomes["default_12m"] = outcomes["default_12m"].astype(object)
+    outcomes.loc[outcomes.index[200:], "default_12m"] = None  # 906 rows, 200 labelled
+    spec = {**synthetic.DATASET_SPECS["loan_outcomes"].body, "name": "loan_outcomes_sparse"}
+    with server.client(bank["token"]) as c:
+        ds = c.post("/v1/datasets", json=spec).json()
+        r = c.put(f"/v1/datasets/{ds['id']}/data", content=_csv(outcomes), headers=CSV)
+        assert r.status_code == 200, r.text
+        assert c.put(f"/v1/datasets/{ds['id']}/policy",
+                     json={"model": MODEL_POLICY}).status_code == 200
+        r = c.post("/v1/jobs", json={"purpose": "credit_modeling", "template": "logistic_scorecard",
+                                     "features": FEATURES,
+                                     "label": "loan_outcomes_sparse.default_12m"})
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "query_not_allowed"
+    assert "300 rows" in r.json()["error"]["message"]
