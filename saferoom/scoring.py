@@ -155,7 +155,14 @@ class ScoringService:
             lambda s, n: rules.decide(principal.id, s, request.purpose, by_subject.get(s, ()), n,
                                       now))
         allowed = [s for s, d in zip(request.subjects, decisions, strict=True) if d.allowed]
-        scored = self._run(model, records, features, allowed) if allowed else {}
+        try:
+            scored = self._run(model, records, features, allowed) if allowed else {}
+        except Exception:
+            # Counted against the daily cap and possibly read: each subject still finds it.
+            record_per_subject(call, [SubjectRelease(s, "deny", "internal_error", None)
+                                      for s in allowed],
+                               resource=model.id, purpose=request.purpose)
+            raise
         results: list[dict[str, Any]] = []
         releases = []
         for subject, decision in zip(request.subjects, decisions, strict=True):

@@ -180,7 +180,19 @@ class VerificationService:
         cleared = self.clear(principal, request.purpose, request.checks, now)
         checks = cleared.checks
         decisions = self.decide(principal.id, request.purpose, request.subjects, cleared, now)
-        answers = self.answer(checks, request.subjects)
+        # Only the subjects with an allowed check are read at all.
+        chosen = [i for i, row in enumerate(decisions) if any(d.allowed for d in row)]
+        position = {i: pos for pos, i in enumerate(chosen)}
+        try:
+            answers = self.answer(checks, [request.subjects[i] for i in chosen]) if chosen else []
+        except Exception:
+            # The ledger has counted the asks and data may have been read: each subject
+            # still finds the attempt in its access log.
+            record_per_subject(
+                call, [SubjectRelease(request.subjects[i], "deny", "internal_error", None)
+                       for i in chosen],
+                resource=",".join(sorted(cleared.policies)), purpose=request.purpose)
+            raise
         results: list[dict[str, Any]] = []
         releases: list[SubjectRelease] = []
         for i, subject in enumerate(request.subjects):
@@ -191,12 +203,13 @@ class VerificationService:
                     item["reason"] = decision.code
                 else:
                     present, answer = answers[j]
-                    if not present[i]:
+                    pos = position[i]
+                    if not present[pos]:
                         item["reason"] = "no_record"
-                    elif answer[i] is None:
+                    elif answer[pos] is None:
                         item["reason"] = "no_value"
                     else:
-                        item["answer"] = answer[i]
+                        item["answer"] = answer[pos]
                 mine.append(item)
             denied = sorted({str(d.code) for d in decisions[i] if not d.allowed})
             allowed = any(d.allowed for d in decisions[i])

@@ -153,3 +153,44 @@ def test_a_failing_commit_listener_does_not_fail_the_upload(world: World) -> Non
         stop()
     current = world.room.state.dataset(world.courts.id)
     assert current is not None and current.version == 2
+
+
+def _verification(w: World, subjects: list[str]) -> tuple[VerificationService, Any]:
+    from saferoom.verification import VerificationRequest
+
+    request = VerificationRequest.model_validate(
+        {"purpose": PURPOSE, "subjects": subjects,
+         "checks": [{"dataset": "court_records", "field": "judgments", "op": ">=", "value": 1}]})
+    return w.service._verify, request
+
+
+def test_verification_reads_only_the_subjects_it_may_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world.consent()
+    stranger = codes(3, seed=9)[2]  # gave no consent
+    service, request = _verification(world, [world.firm.uscc or "", stranger])
+    read: list[list[str]] = []
+    verify = service._engine.verify
+    monkeypatch.setattr(service._engine, "verify",
+                        lambda source, schema, subjects, checks: read.append(list(subjects))
+                        or verify(source, schema, subjects, checks))
+    body = service.verify(world.bank, request, world.room.call("verification.create", world.bank))
+    assert read == [[world.firm.uscc]]
+    assert [r["reason"] for r in body["results"] if r["uscc"] == stranger] == ["consent_required"]
+
+
+def test_a_failed_read_is_in_each_subjects_access_log(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world.consent()
+    service, request = _verification(world, [world.firm.uscc or ""])
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("disk")
+
+    monkeypatch.setattr(service._engine, "verify", broken)
+    with pytest.raises(RuntimeError):
+        service.verify(world.bank, request, world.room.call("verification.create", world.bank))
+    events = world.room.audit.events(subject=world.firm.uscc, action="verification.create")
+    assert [(e.decision, e.reason) for e in events] == [("deny", "internal_error")]
