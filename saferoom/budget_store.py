@@ -70,7 +70,7 @@ class BudgetLedger:
         Reading the balances and inserting the spends happen in one transaction under the
         store's lock, so concurrent queries can never overdraw; the commit is durable.
         """
-        with self._state.transaction() as con:
+        with self._state.transaction(keeps_datasets=True) as con:
 
             def run(sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
                 return con.execute(sql, list(params)).fetchall()

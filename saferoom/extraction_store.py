@@ -43,7 +43,7 @@ class ExtractionLedger:
         All under the store's lock in one transaction: two concurrent requests cannot both
         take the last allowance.
         """
-        with self._state.transaction() as con:
+        with self._state.transaction(keeps_datasets=True) as con:
             select = "SELECT v.subject, v.field, v.scope, v.value_key FROM verify_asked v "
             if len(subjects) <= FEW:
                 # The index, rather than a join that scans the ledger; the subject must be the

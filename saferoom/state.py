@@ -105,7 +105,9 @@ class StateStore:
             self._con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, *, keeps_datasets: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN … COMMIT (ROLLBACK on an exception). `keeps_datasets`: the caller writes no
+        dataset record (a ledger), so the cached records stay valid."""
         with self._lock:
             self._con.execute("BEGIN TRANSACTION")
             try:
@@ -114,7 +116,8 @@ class StateStore:
                 self._con.execute("ROLLBACK")
                 raise
             finally:
-                self._generation += 1
+                if not keeps_datasets:
+                    self._generation += 1
             self._con.execute("COMMIT")
 
     def ensure_schema(self, ddl: str) -> None:

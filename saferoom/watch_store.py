@@ -153,16 +153,12 @@ class WatchStore:
 
     def turned_true(self, outcome: Outcome) -> list[tuple[str, int]]:
         """(subject, rule) cells true now that were false or unknown: a baseline does not count."""
-        with self._state.transaction() as con:
-            con.register("cells", outcome.cells)
-            try:
-                rows = con.execute(
-                    "SELECT n.subject, n.rule FROM cells n JOIN watch_state s "
-                    "ON s.subject = n.subject AND s.rule = n.rule "
-                    "WHERE s.watch_id = ? AND n.truth AND NOT coalesce(s.truth, false) "
-                    "ORDER BY n.subject, n.rule", [outcome.watch_id]).fetchall()
-            finally:
-                con.unregister("cells")
+        rows = self._state.query_joined(
+            "cells", outcome.cells,
+            "SELECT n.subject, n.rule FROM cells n JOIN watch_state s "
+            "ON s.subject = n.subject AND s.rule = n.rule "
+            "WHERE s.watch_id = ? AND n.truth AND NOT coalesce(s.truth, false) "
+            "ORDER BY n.subject, n.rule", [outcome.watch_id])
         return [(r[0], r[1]) for r in rows]
 
     def commit(self, outcome: Outcome, bank_id: str, alerts: Sequence[tuple[str, int]],
