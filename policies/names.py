@@ -15,9 +15,12 @@ from pydantic import StringConstraints
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 
+FIELD_REF_PATTERN = r"^[a-z][a-z0-9_]{0,63}\.[a-z][a-z0-9_]{0,63}$"
+
 Purpose = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 DatasetName = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 FieldName = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
+FieldRef = Annotated[str, StringConstraints(strict=True, pattern=FIELD_REF_PATTERN)]
 
 
 def is_name(text: str) -> bool:

@@ -18,6 +18,7 @@ from policies.budget import CITY_TIME
 from policies.decisions import Decision, ScoringRules, decide_score_request
 from policies.documents import DatasetPolicy
 from policies.facts import Actor
+from policies.names import Purpose
 from saferoom.auth import Principal
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.datasets import can_see
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS score_counts (
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    purpose: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    purpose: Purpose
     subjects: list[StrictStr] = Field(min_length=1, max_length=10_000)
 
 

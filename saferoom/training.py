@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 from policies.decisions import Decision, decide_train, decide_training_size
 from policies.documents import DatasetPolicy
 from policies.facts import Actor
+from policies.names import FieldRef, Purpose
 from saferoom import uscc
 from saferoom.auth import Principal
 from saferoom.dataset_spec import DatasetCreate
@@ -35,7 +36,6 @@ from saferoom.room import Room
 from saferoom.state import DatasetRecord
 from sandbox import JOB_LIMITS, JailJob, JailResult, Runner
 
-REF = r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$"
 TEST_SHARE = 0.3
 SPLIT_SEED = 20_261_130
 MOCK_ROWS = 2_000
@@ -46,12 +46,12 @@ TRAIN_ENTRY = "models.entry:train"
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    purpose: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    purpose: Purpose
     kind: Literal["train"] = "train"
     template: Literal["logistic_scorecard", "gradient_boosting"] | None = None
     code: str | None = Field(default=None, min_length=1, max_length=200_000)
     features: list[str] = Field(min_length=1, max_length=100)
-    label: str = Field(pattern=REF)
+    label: FieldRef
     params: dict[str, Any] = Field(default_factory=dict, max_length=50)
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from policies.decisions import Decision, decide_verify_request
 from policies.documents import DatasetPolicy
 from policies.extraction import value_key
 from policies.facts import Actor
+from policies.names import DatasetName, FieldName, Purpose
 from policies.verification import CheckRule, check_rule_decision, decide_verify_batch
 from saferoom import uscc
 from saferoom.auth import Principal
@@ -35,14 +36,13 @@ from saferoom.state import DatasetRecord, utcnow
 
 MAX_SUBJECTS = 10_000
 MAX_CHECKS = 10
-NAME = r"^[a-z][a-z0-9_]{0,62}$"
 
 
 class CheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(pattern=NAME)
-    field: str = Field(pattern=NAME)
+    dataset: DatasetName
+    field: FieldName
     op: Literal["=", "!=", ">=", "<=", ">", "<"]
     value: StrictBool | StrictInt | StrictFloat | StrictStr
 
@@ -50,7 +50,7 @@ class CheckRequest(BaseModel):
 class VerificationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    purpose: str = Field(pattern=NAME)
+    purpose: Purpose
     subjects: list[StrictStr] = Field(min_length=1, max_length=MAX_SUBJECTS)
     checks: list[CheckRequest] = Field(min_length=1, max_length=MAX_CHECKS)
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from policies.decisions import Decision
 from policies.errors import PolicyDenied
+from policies.names import Purpose
 from saferoom.api.support import instant, paged
 from saferoom.auth import Principal
 from saferoom.errors import NotFound
@@ -28,7 +29,7 @@ from saferoom.recorder import Call, SubjectRelease, record_per_subject
 from saferoom.room import Room
 from saferoom.state import DatasetRecord, utcnow
 from saferoom.subject_rights import principal_names
-from saferoom.verification import NAME, CheckRequest, VerificationService, check_subjects
+from saferoom.verification import CheckRequest, VerificationService, check_subjects
 from saferoom.watch_store import CELLS, Outcome, Watch, WatchStore
 
 MAX_SUBJECTS = 100_000
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 class WatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    purpose: str = Field(pattern=NAME)
+    purpose: Purpose
     subjects: list[StrictStr] = Field(min_length=1, max_length=MAX_SUBJECTS)
     rules: list[CheckRequest] = Field(min_length=1, max_length=MAX_RULES)
 

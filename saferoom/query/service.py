@@ -18,6 +18,7 @@ from policies.budget import BudgetState, Epsilon
 from policies.decisions import decide_aggregate
 from policies.documents import DatasetPolicy
 from policies.facts import Actor
+from policies.names import Purpose
 from saferoom import dp
 from saferoom.auth import Principal
 from saferoom.budget_store import BudgetedDataset, BudgetLedger
@@ -41,7 +42,7 @@ class QueryRequest(BaseModel):
 
     sql: str = Field(min_length=1, max_length=20_000)
     epsilon: float = Field(gt=0, le=10, allow_inf_nan=False)
-    purpose: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    purpose: Purpose
     mechanism: Literal["discrete_laplace", "discrete_gaussian"] = "discrete_laplace"
     # Tighter clipping of SUM/AVG columns inside the declared bounds: {"dataset.column": [lo, hi]}
     bounds: dict[str, tuple[float, float]] = Field(default_factory=dict, max_length=50)
