@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from policies.facts import Consent
-from saferoom.state import StateStore
+from saferoom.state import POINT_LOOKUPS, StateStore
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS consent_seq;
@@ -29,7 +29,6 @@ CREATE TABLE IF NOT EXISTS consents (
 CREATE INDEX IF NOT EXISTS consents_by_subject ON consents (subject_uscc);
 CREATE TABLE IF NOT EXISTS consent_notices (digest VARCHAR PRIMARY KEY, notices JSON NOT NULL);
 """
-FEW = 32
 _COLUMNS = ("seq, id, subject_uscc, grantee_bank_id, purpose, datasets, fields, expires_at, "
             "granted_at, revoked_at, notices_digest, receipt_payload, receipt_signature")
 _SELECT = f"SELECT {_COLUMNS} FROM consents"  # noqa: S608 (constants only)
@@ -129,14 +128,13 @@ class ConsentStore:
         live = (" grantee_bank_id = ? AND purpose = ? AND granted_at <= ? AND ? < expires_at"
                 " AND (revoked_at IS NULL OR ? < revoked_at) ORDER BY seq")
         params = [bank_id, purpose, now, now, now]
-        if len(subjects) <= FEW:
+        if len(subjects) <= POINT_LOOKUPS:
             # A few subjects: filter on the subject alone so DuckDB uses the index (any other
             # condition turns it into a scan), then keep the live ones here.
             marks = ", ".join("?" for _ in subjects)
             found = [_consent(r) for r in self._state.query(
                 _SELECT + f" WHERE subject_uscc IN ({marks}) ORDER BY seq", list(subjects))]
-            return [c for c in found if c.grantee_bank_id == bank_id and c.purpose == purpose
-                    and c.is_live(now)]
+            return [c for c in found if c.serves(bank_id, c.subject_uscc, purpose, now)]
         rows = self._state.query_joined(
             "wanted", pa.table({"subject": pa.array(subjects, pa.string())}),
             _SELECT + " SEMI JOIN wanted w ON w.subject = subject_uscc WHERE" + live, params)

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pyarrow as pa
 
 from policies.verification import Asked
-from saferoom.state import StateStore
+from saferoom.state import POINT_LOOKUPS, StateStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS verify_asked (
@@ -21,7 +21,6 @@ CREATE TABLE IF NOT EXISTS verify_asked (
     scope VARCHAR NOT NULL, value_key VARCHAR NOT NULL, asked_at TIMESTAMPTZ NOT NULL);
 CREATE INDEX IF NOT EXISTS verify_asked_by_subject ON verify_asked (subject);
 """
-FEW = 32
 T = TypeVar("T")
 AskedSoFar = Mapping[tuple[str, str, str], AbstractSet[str]]
 
@@ -45,7 +44,7 @@ class ExtractionLedger:
         """
         with self._state.transaction(keeps_datasets=True) as con:
             select = "SELECT v.subject, v.field, v.scope, v.value_key FROM verify_asked v "
-            if len(subjects) <= FEW:
+            if len(subjects) <= POINT_LOOKUPS:
                 # The index, rather than a join that scans the ledger; the subject must be the
                 # only condition for DuckDB to use it, so the bank is filtered here.
                 marks = ", ".join("?" for _ in subjects)

@@ -87,6 +87,11 @@ def _dataset(row: tuple[Any, ...]) -> DatasetRecord:
     )
 
 
+# Up to this many keys, a lookup binds them as parameters and DuckDB uses the key's index;
+# beyond, they are registered as an Arrow table and joined (binding thousands is slow).
+POINT_LOOKUPS = 32
+
+
 class StateStore:
     """One DuckDB connection guarded by a lock: control-plane writes are small and serial."""
 

@@ -74,10 +74,6 @@ class ResolvedJob:
     def schema(self, name: str) -> DatasetCreate:
         return DatasetCreate.model_validate(self.records[name].spec)
 
-    @property
-    def feature_datasets(self) -> list[str]:
-        return sorted({f.dataset for f in self.features})
-
 
 def resolve(room: Room, principal: Principal, request: JobRequest) -> ResolvedJob:
     """Each `dataset.field` must exist and be visible; the label must be the bank's own."""

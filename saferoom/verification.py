@@ -27,9 +27,9 @@ from saferoom.dataset_spec import ColumnSpec, DatasetCreate
 from saferoom.datasets import can_see
 from saferoom.errors import InvalidFields
 from saferoom.extraction_store import ExtractionLedger
-from saferoom.query.duckdb_engine import DuckDBEngine, Predicate
+from saferoom.query.duckdb_engine import DuckDBEngine
 from saferoom.query.exact import SourceVersion
-from saferoom.query.plan import CompareOp, Value
+from saferoom.query.plan import ColumnRef, Compare, CompareOp, Value
 from saferoom.recorder import Call, SubjectRelease, record_per_subject
 from saferoom.room import Room
 from saferoom.state import DatasetRecord, utcnow
@@ -233,7 +233,8 @@ class VerificationService:
             cells = self._engine.verify(
                 SourceVersion(first.record.id, first.record.name, first.record.version),
                 first.schema, subjects,
-                [Predicate(checks[j].column.name, checks[j].op, checks[j].value) for j in indexes],
+                [Compare(ColumnRef(first.record.name, checks[j].column.name), checks[j].op,
+                         checks[j].value) for j in indexes],
             )
             for k, j in enumerate(indexes):
                 out[j] = (cells.present, cells.answers[k])

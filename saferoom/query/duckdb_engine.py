@@ -22,13 +22,13 @@ from saferoom.query.plan import (
     BoolOp,
     ColumnRef,
     Compare,
-    CompareOp,
     Condition,
     InList,
     IsNull,
     Negation,
     Value,
 )
+from saferoom.state import POINT_LOOKUPS
 
 # Reads a dataset's current version: (its version number, the decrypted table).
 Loader = Callable[[str], tuple[int, pa.Table]]
@@ -43,7 +43,6 @@ HARDENED = {
 }
 
 
-POINT_LOOKUPS = 32
 SID = "__sid"
 RANK = "__rank"
 CLIPPED = "__clip_"
@@ -68,13 +67,6 @@ class Prepared:
     table: str
     version: int
     max_rank: int  # most rows any subject has: the contribution bound needs no filter below it
-
-
-@dataclass(frozen=True)
-class Predicate:
-    column: str
-    op: CompareOp
-    value: Value
 
 
 @dataclass(frozen=True)
@@ -185,9 +177,9 @@ class DuckDBEngine:
 
     def verify(
         self, source: SourceVersion, schema: DatasetCreate, subjects: Sequence[str],
-        checks: Sequence[Predicate],
+        checks: Sequence[Compare],
     ) -> VerifyCells:
-        """Evaluate every check on every subject in one set-based query.
+        """Evaluate every check (on this dataset's columns) on every subject in one query.
 
         A subject with several rows satisfies a check only if every row does; `present` says
         whether the subject has rows at all, and an answer is null where the value is missing.
@@ -196,8 +188,7 @@ class DuckDBEngine:
         params: list[Value] = []
         answers = []
         for i, c in enumerate(checks):
-            test = _condition(Compare(ColumnRef("t", c.column), c.op, c.value),
-                              lambda ref: "t." + q(ref.column), params)
+            test = _condition(c, lambda ref: "t." + q(ref.column), params)
             answers.append(f"bool_and({test}) AS a{i}")
         key = f"t.{q(schema.key)}"
         select = f"SELECT {key} AS code, count(*) AS present{''.join(', ' + a for a in answers)}"
