@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from policies.budget import CITY_TIME
 from policies.decisions import Decision, ScoringRules, decide_score_request
-from policies.documents import DatasetPolicy
 from policies.facts import Actor
 from policies.names import Purpose
 from saferoom.auth import Principal
+from saferoom.dataset_policy import policy_of
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.datasets import can_see
 from saferoom.errors import NotFound
@@ -136,8 +136,7 @@ class ScoringService:
         if missing:
             raise NotFound("a dataset this model reads is no longer available")
         records = {n: visible[n] for n in names}
-        policies = {n: DatasetPolicy.model_validate(d.policy) if d.policy else None
-                    for n, d in records.items()}
+        policies = {n: policy_of(d) for n, d in records.items()}
         decide_score_request(
             Actor(principal.id, principal.role), policies,
             self._room.agreements.for_bank(principal.id), request.purpose, now,

@@ -24,6 +24,7 @@ from policies.facts import Actor
 from policies.names import FieldRef, Purpose
 from saferoom import uscc
 from saferoom.auth import Principal
+from saferoom.dataset_policy import policy_of
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.datasets import can_see
 from saferoom.errors import InvalidFields, NotFound
@@ -102,8 +103,7 @@ def resolve(room: Room, principal: Principal, request: JobRequest) -> ResolvedJo
 
 
 def policies_of(job: ResolvedJob) -> dict[str, DatasetPolicy | None]:
-    return {n: DatasetPolicy.model_validate(d.policy) if d.policy is not None else None
-            for n, d in job.records.items()}
+    return {n: policy_of(d) for n, d in job.records.items()}
 
 
 def decide(room: Room, principal: Principal, purpose: str, job: ResolvedJob, *,

@@ -23,6 +23,7 @@ from policies.names import DatasetName, FieldName, Purpose
 from policies.verification import CheckRule, check_rule_decision, decide_verify_batch
 from saferoom import uscc
 from saferoom.auth import Principal
+from saferoom.dataset_policy import policy_of
 from saferoom.dataset_spec import ColumnSpec, DatasetCreate
 from saferoom.datasets import can_see
 from saferoom.errors import InvalidFields
@@ -143,10 +144,7 @@ class VerificationService:
         """
         checks = self.resolve(principal, requested, where)
         records = {c.record.name: c.record for c in checks}
-        policies = {
-            name: DatasetPolicy.model_validate(d.policy) if d.policy is not None else None
-            for name, d in records.items()
-        }
+        policies = {name: policy_of(d) for name, d in records.items()}
         decide_verify_request(
             Actor(principal.id, principal.role), policies,
             self._room.agreements.for_bank(principal.id), purpose, now,

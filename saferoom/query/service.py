@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.budget import BudgetState, Epsilon
 from policies.decisions import decide_aggregate
-from policies.documents import DatasetPolicy
 from policies.facts import Actor
 from policies.names import Purpose
 from saferoom import dp
 from saferoom.auth import Principal
 from saferoom.budget_store import BudgetedDataset, BudgetLedger
+from saferoom.dataset_policy import policy_of
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.datasets import can_see
 from saferoom.errors import InvalidFields
@@ -126,10 +126,7 @@ class QueryService:
         schemas = {name: DatasetCreate.model_validate(d.spec) for name, d in visible.items()}
         plan = parse_query(request.sql, schemas)
         records = {name: visible[name] for name in plan.datasets}
-        policies = {
-            name: DatasetPolicy.model_validate(d.policy) if d.policy is not None else None
-            for name, d in records.items()
-        }
+        policies = {name: policy_of(d) for name, d in records.items()}
         decide_aggregate(
             Actor(principal.id, principal.role),
             policies,
@@ -200,9 +197,10 @@ class QueryService:
         agreements = self._room.agreements.for_bank(principal.id)
         budgeted = []
         for d in self._room.state.datasets():
-            if not can_see(principal, d) or d.policy is None:
+            policy = policy_of(d) if can_see(principal, d) else None
+            if policy is None:
                 continue
-            section = DatasetPolicy.model_validate(d.policy).aggregate
+            section = policy.aggregate
             usable = d.owner_id == principal.id or any(
                 a.is_live(now) and d.name in a.datasets for a in agreements
             )
