@@ -26,6 +26,7 @@ from saferoom.demo_monitoring import monitoring_step
 from saferoom.demo_queries import query_step
 from saferoom.demo_verification import verification_step
 from saferoom.mock import mock_table
+from saferoom.query.service import engine_for
 from saferoom.room import Room
 from saferoom.settings import Settings
 
@@ -138,10 +139,14 @@ def _tour(room: Room, enterprises: int, seed: int, echo: Echo, started: float) -
                                               str(row["uscc"]))
         firms.append(people[key])
     governance_step(room, people, firms, echo)
-    verification_step(room, people["bank"], firms, echo)
-    query_step(room, people["bank"], echo)
-    modeling_step(room, people["bank"], firms, echo)
-    monitoring_step(room, people, frames, echo, _principal)
+    engine = engine_for(room)  # one for every step, as in the service: datasets decrypted once
+    try:
+        verification_step(room, engine, people["bank"], firms, echo)
+        query_step(room, engine, people["bank"], echo)
+        modeling_step(room, engine, people["bank"], firms, echo)
+        monitoring_step(room, engine, people, frames, echo, _principal)
+    finally:
+        engine.close()
     report_cp = room.audit.checkpoint()
     echo(f"  auditor: {room.audit.size} audit events, signed checkpoint at size {report_cp.size} "
          f"root {report_cp.root[:16]}…")

@@ -14,7 +14,7 @@ from saferoom.api.dataset_policy import set_policy
 from saferoom.auth import Principal
 from saferoom.jail import start_runner
 from saferoom.jobs import JobService
-from saferoom.query.service import engine_for
+from saferoom.query.duckdb_engine import DuckDBEngine
 from saferoom.room import Room
 from saferoom.scoring import ScoreRequest, ScoringService
 from saferoom.training import JobRequest
@@ -28,12 +28,12 @@ OWN_POLICY = {"model": {"purposes": ["credit_modeling", "loan_application"],
                         "scoring_consent_required": False}}
 
 
-def modeling_step(room: Room, bank: Principal, firms: list[Principal], echo: Echo) -> None:
+def modeling_step(room: Room, engine: DuckDBEngine, bank: Principal, firms: list[Principal],
+                  echo: Echo) -> None:
     runner = start_runner()
     if runner is None:
         echo("  joint modeling skipped: the jail (bubblewrap) cannot start on this machine")
         return
-    engine = engine_for(room)
     jobs = JobService(room, engine, runner)
     scoring = ScoringService(room, engine, runner, jobs.models)
     try:
@@ -77,4 +77,3 @@ def modeling_step(room: Room, bank: Principal, firms: list[Principal], echo: Ech
                      + ("; ".join(s["reasons"]) or "—"))
     finally:
         scoring.close()
-        engine.close()

@@ -16,7 +16,7 @@ from policies.consent import ConsentRequest
 from saferoom import datasets as ops
 from saferoom.api.consents import grant_consent
 from saferoom.auth import Principal
-from saferoom.query.service import engine_for
+from saferoom.query.duckdb_engine import DuckDBEngine
 from saferoom.room import Room
 from saferoom.state import utcnow
 from saferoom.verification import CheckRequest, VerificationService
@@ -30,8 +30,8 @@ RULES = [CheckRequest(dataset="court_records", field="judgments", op=">=", value
 DEADLINE_SECONDS = 30.0
 
 
-def monitoring_step(room: Room, people: dict[str, Principal], frames: dict[str, pd.DataFrame],
-                    echo: Echo, enroll: Enroll) -> None:
+def monitoring_step(room: Room, engine: DuckDBEngine, people: dict[str, Principal],
+                    frames: dict[str, pd.DataFrame], echo: Echo, enroll: Enroll) -> None:
     """A clean borrower consents to monitoring; the bank watches every borrower; the court
     records a judgment against that borrower; the alert appears and is printed."""
     bank, courts = people["bank"], people["courts"]
@@ -51,7 +51,6 @@ def monitoring_step(room: Room, people: dict[str, Principal], frames: dict[str, 
         grantee=bank.id, purpose=PURPOSE, datasets=["court_records", "utilities"],
         expires_at=utcnow() + timedelta(days=365), acknowledge_risks=True))
     echo(f"  post-loan monitoring: {firm.name} consents to {PURPOSE} (court_records, utilities)")
-    engine = engine_for(room)
     service = WatchService(room, VerificationService(room, engine), engine)
     service.start()
     try:
@@ -76,7 +75,6 @@ def monitoring_step(room: Room, people: dict[str, Principal], frames: dict[str, 
         _print_alerts(room, service, bank, registry, echo, time.perf_counter())
     finally:
         service.stop()
-        engine.close()
 
 
 def _rule(rule: dict[str, Any]) -> str:
