@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from policies.decisions import Decision
-from policies.documents import DatasetPolicy
+from policies.documents import DatasetPolicy, unique_items
 from policies.facts import ColumnFacts, Consent, require_aware
 from policies.names import DatasetName, Purpose, field_ref, is_name, split_field_ref
 
@@ -71,12 +71,7 @@ class ConsentRequest(BaseModel):
     expires_at: Instant
     acknowledge_risks: Annotated[bool, Field(strict=True)]
 
-    @field_validator("datasets")
-    @classmethod
-    def _unique_datasets(cls, datasets: list[str]) -> list[str]:
-        if len(set(datasets)) != len(datasets):
-            raise ValueError("entries must be unique")
-        return datasets
+    _unique_datasets = field_validator("datasets")(unique_items)
 
     @field_validator("acknowledge_risks")
     @classmethod

@@ -54,7 +54,8 @@ Flag = Annotated[bool, Field(strict=True)]
 Purposes = Annotated[list[Purpose], Field(min_length=1, max_length=64)]
 
 
-def _unique(values: list[_T]) -> list[_T]:
+def unique_items(values: list[_T]) -> list[_T]:
+    """A field validator: refuses a list that names anything twice."""
     if len(set(values)) != len(values):
         raise ValueError("entries must be unique")
     return values
@@ -91,7 +92,7 @@ class AggregatePolicy(_Document):
     epsilon_total_per_period: Epsilon | None = None
     period: Period = "month"
 
-    _unique_lists = field_validator("purposes", "functions")(_unique)
+    _unique_lists = field_validator("purposes", "functions")(unique_items)
 
 
 class VerifyPolicy(_Document):
@@ -103,13 +104,13 @@ class VerifyPolicy(_Document):
                       Field(min_length=1)]
     max_distinct_values_per_consent: PositiveInt = 3
 
-    _unique_purposes = field_validator("purposes")(_unique)
+    _unique_purposes = field_validator("purposes")(unique_items)
 
     @field_validator("fields")
     @classmethod
     def _unique_ops(cls, fields: dict[str, list[ComparisonOp]]) -> dict[str, list[ComparisonOp]]:
         for ops in fields.values():
-            _unique(ops)
+            unique_items(ops)
         return fields
 
 
@@ -122,7 +123,7 @@ class ModelPolicy(_Document):
     scoring_consent_required: Flag = True
     max_scores_per_subject_per_day: PositiveInt = 3
 
-    _unique_purposes = field_validator("purposes")(_unique)
+    _unique_purposes = field_validator("purposes")(unique_items)
 
 
 class DatasetPolicy(_Document):

@@ -69,7 +69,7 @@ async def _record_denial(request: Request, code: str) -> JSONResponse | None:
     call: Call | None = getattr(request.state, "call", None)
     room: Room = request.app.state.room
     if call is None:
-        call = room.call(f"{request.method} {request.url.path.split('?')[0]}")
+        call = room.call(f"{request.method} {request.url.path}")
     if call.recorded:
         return None
     try:
@@ -204,16 +204,8 @@ def create_app(room: Room) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(principals.router)
-    app.include_router(datasets.router)
-    app.include_router(audit_routes.router)
-    app.include_router(query_routes.router)
-    app.include_router(verification_routes.router)
-    app.include_router(watch_routes.router)
-    app.include_router(agreements.router)
-    app.include_router(dataset_policy.router)
-    app.include_router(consents.router)
-    app.include_router(subject.router)
-    app.include_router(objections.router)
-    app.include_router(job_routes.router)
+    for routes in (principals, datasets, audit_routes, query_routes, verification_routes,
+                   watch_routes, agreements, dataset_policy, consents, subject, objections,
+                   job_routes):
+        app.include_router(routes.router)
     return app

@@ -69,8 +69,9 @@ def init(data_dir: DataDir = None) -> None:
             typer.echo("error: this data dir already has an admin; use its token, or set "
                        "SAFEROOM_ADMIN_TOKEN when serving", err=True)
             raise typer.Exit(1)
-        view, token = create_principal(room, PrincipalCreate(role="admin", name="admin"))
-        room.call("principal.create").record(resource=view["id"], released=view)
+        with room.state.transaction():
+            view, token = create_principal(room, PrincipalCreate(role="admin", name="admin"))
+            room.call("principal.create").record(resource=view["id"], released=view)
     finally:
         room.close()
     typer.echo(f"admin token (shown once, keep it safe): {token}")
@@ -86,7 +87,7 @@ def demo(
     from saferoom.demo import run_demo
 
     target = data_dir or Path("data/demo")
-    settings = load_settings(os.environ, {"data_dir": target})
+    settings = _settings(target)
     run_demo(settings, enterprises=enterprises, seed=seed, echo=typer.echo)
 
 

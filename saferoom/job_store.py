@@ -34,6 +34,10 @@ _COLUMNS = ("id, bank_id, purpose, template, code, features, label, params, stat
 _SELECT = f"SELECT {_COLUMNS} FROM jobs"  # noqa: S608 (constants only)
 
 
+def job_logs_context(job_id: str) -> str:
+    return f"job-logs|{job_id}"
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -117,7 +121,7 @@ class JobStore:
 
     def keep_logs(self, job_id: str, stdout: str, stderr: str) -> None:
         sealed = self._master.wrap(json.dumps({"stdout": stdout, "stderr": stderr}).encode(),
-                                   f"job-logs|{job_id}")
+                                   job_logs_context(job_id))
         self._state.run("UPDATE jobs SET logs = ? WHERE id = ?", [sealed, job_id])
 
     def logs(self, job_id: str) -> dict[str, str] | None:
@@ -125,7 +129,7 @@ class JobStore:
         if not rows or rows[0][0] is None:
             return None
         data: dict[str, str] = json.loads(self._master.unwrap(bytes(rows[0][0]),
-                                                              f"job-logs|{job_id}"))
+                                                              job_logs_context(job_id)))
         return data
 
     def add_review(self, job_id: str, department_id: str, decision: str, reason: str) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from saferoom.crypto import MasterKey, new_key
 from saferoom.dataset_store import wrap_context
 from saferoom.errors import ConfigurationError
+from saferoom.job_store import job_logs_context
+from saferoom.model_store import model_key_context
 from saferoom.state import StateStore
 
 KEY_FILE = "master.key"
@@ -97,9 +100,9 @@ def rotate_master_key(state: StateStore, old: MasterKey, new: MasterKey) -> int:
         (new.wrap(old.unwrap(w, wrap_context(i)), wrap_context(i)), i) for i, w in keys
     ]
     # Everything else the master key wraps: model artifact keys and sealed job logs.
-    others = {
-        "models": ("data_key", "model-key|{}"),
-        "jobs": ("logs", "job-logs|{}"),
+    others: dict[str, tuple[str, Callable[[str], str]]] = {
+        "models": ("data_key", model_key_context),
+        "jobs": ("logs", job_logs_context),
     }
     extra: list[tuple[str, list[tuple[bytes, str]]]] = []
     for table, (column, context) in others.items():
@@ -109,7 +112,7 @@ def rotate_master_key(state: StateStore, old: MasterKey, new: MasterKey) -> int:
         rows = state.query(f"SELECT id, {column} FROM {table} "  # noqa: S608 (constants)
                            f"WHERE {column} IS NOT NULL")
         extra.append((f"UPDATE {table} SET {column} = ? WHERE id = ?", [  # noqa: S608
-            (new.wrap(old.unwrap(bytes(w), context.format(i)), context.format(i)), i)
+            (new.wrap(old.unwrap(bytes(w), context(i)), context(i)), i)
             for i, w in rows]))
     with state.transaction() as con:
         con.executemany("UPDATE datasets SET data_key = ? WHERE id = ?", rewrapped)

@@ -30,6 +30,10 @@ _COLUMNS = ("id, bank_id, job_id, template, code, code_digest, features, label, 
             "metrics, created_at")
 
 
+def model_key_context(model_id: str) -> str:
+    return f"model-key|{model_id}"
+
+
 @dataclass(frozen=True)
 class Model:
     id: str
@@ -83,7 +87,7 @@ class ModelStore:
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [m.id, m.bank_id, m.job_id, m.template, m.code, m.code_digest, list(m.features),
              m.label, json.dumps(m.lineage), json.dumps(m.metrics), m.created_at,
-             self._master.wrap(key, f"model-key|{m.id}"), kid],
+             self._master.wrap(key, model_key_context(m.id)), kid],
         )
 
     def get(self, model_id: str) -> Model | None:
@@ -101,9 +105,6 @@ class ModelStore:
         rows = self._state.query("SELECT data_key, data_key_id FROM models WHERE id = ?",
                                  [model_id])
         wrapped, kid = rows[0]
-        key = self._master.unwrap(bytes(wrapped), f"model-key|{model_id}")
+        key = self._master.unwrap(bytes(wrapped), model_key_context(model_id))
         return b"".join(read_sealed(self._root / f"{model_id}.sealed", key,
                                     f"{kid}|{model_id}"))
-
-    def wrapped_keys(self) -> list[tuple[str, bytes]]:
-        return [(r[0], bytes(r[1])) for r in self._state.query("SELECT id, data_key FROM models")]

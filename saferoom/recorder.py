@@ -10,6 +10,7 @@ import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from audit.events import AuditEvent, EventDraft
@@ -50,11 +51,7 @@ class Call:
         released: Any = None,
     ) -> AuditEvent:
         """Append the event durably; raises (and so nothing is released) if the log fails."""
-        p = self.principal
-        draft = EventDraft(
-            actor=p.id if p else None,
-            role=p.role if p else None,
-            action=self.operation,
+        draft = _drafter(self)(
             resource=resource,
             subjects=tuple(subjects),
             purpose=purpose,
@@ -66,6 +63,13 @@ class Call:
         (event,) = self.log.append([draft])
         self.recorded.append(event)
         return event
+
+
+def _drafter(call: Call) -> partial[EventDraft]:
+    """EventDraft with the caller and operation filled in: made once, then once per event."""
+    p = call.principal
+    return partial(EventDraft, actor=p.id if p else None, role=p.role if p else None,
+                   action=call.operation)
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,10 @@ def record_per_subject(
     call: Call, releases: Iterable[SubjectRelease], *, resource: str, purpose: str
 ) -> list[AuditEvent]:
     """One event per subject, so each enterprise finds its own; one durable append for all."""
-    p = call.principal
+    draft = _drafter(call)
     drafts = [
-        EventDraft(
-            actor=p.id if p else None, role=p.role if p else None, action=call.operation,
-            resource=resource, subjects=(r.subject,), purpose=purpose, decision=r.decision,
-            reason=r.reason, digest=digest(r.released, call.digest_key),
-        )
+        draft(resource=resource, subjects=(r.subject,), purpose=purpose, decision=r.decision,
+              reason=r.reason, digest=digest(r.released, call.digest_key))
         for r in releases
     ]
     events = call.log.append(drafts)

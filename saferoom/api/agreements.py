@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from policies.consent import Instant
+from policies.documents import unique_items
 from policies.facts import Agreement
 from policies.names import DatasetName, Purpose
 from saferoom.api.deps import RoomDep, operation
@@ -25,12 +26,6 @@ router = APIRouter()
 _Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 
 
-def _unique(values: list[str]) -> list[str]:
-    if len(set(values)) != len(values):
-        raise ValueError("entries must be unique")
-    return values
-
-
 class AgreementCreate(BaseModel):
     """`POST /v1/agreements`: this bank may use these datasets for these purposes until then."""
 
@@ -41,7 +36,7 @@ class AgreementCreate(BaseModel):
     purposes: Annotated[list[Purpose], Field(min_length=1, max_length=64)]
     valid_until: Instant
 
-    _unique_lists = field_validator("datasets", "purposes")(_unique)
+    _unique_lists = field_validator("datasets", "purposes")(unique_items)
 
 
 def agreement_view(a: Agreement) -> dict[str, Any]:

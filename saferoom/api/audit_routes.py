@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from audit.verify import verify_log
 from saferoom.api.deps import RoomDep, operation
+from saferoom.api.support import Cursor, Limit, instant, paged
 from saferoom.errors import InvalidRequest
 from saferoom.recorder import Call
 
 router = APIRouter()
-MAX_PAGE = 1000
 
 
 def _instant(value: str | None, name: str) -> str | None:
@@ -26,7 +26,7 @@ def _instant(value: str | None, name: str) -> str | None:
     if parsed.tzinfo is None:
         raise InvalidRequest(f"{name} needs a time zone (e.g. Z)", {"parameter": name})
     # Events carry RFC 3339 UTC times of one fixed width, so text order is time order.
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return instant(parsed)
 
 
 @router.get("/v1/audit/events")
@@ -39,19 +39,15 @@ def get_events(
     decision: Literal["allow", "deny"] | None = None,
     since: str | None = None,
     until: str | None = None,
-    limit: int = Query(default=100, ge=1, le=MAX_PAGE),
-    cursor: int = Query(default=0, ge=0),
+    limit: Limit = 100,
+    cursor: Cursor = 0,
 ) -> dict[str, Any]:
-    events = room.audit.events(
+    events, next_cursor = paged(room.audit.events(
         actor=actor, subject=subject, action=action, decision=decision,
         since=_instant(since, "since"), until=_instant(until, "until"),
         after_seq=cursor, limit=limit + 1,
-    )
-    page = events[:limit]
-    body = {
-        "events": [e.to_dict() for e in page],
-        "next_cursor": page[-1].seq if len(events) > limit else None,
-    }
+    ), limit, lambda e: e.seq)
+    body = {"events": [e.to_dict() for e in events], "next_cursor": next_cursor}
     call.record(resource="audit/events", released=body)
     return body
 
@@ -98,13 +94,7 @@ def get_verify(
         "events": report.events,
         "head": report.head,
         "message": report.message,
-        "checkpoint": {
-            "size": checkpoint.size,
-            "root": checkpoint.root,
-            "ts": checkpoint.ts,
-            "signature": checkpoint.signature,
-            "public_key": checkpoint.public_key,
-        },
+        "checkpoint": checkpoint.to_dict(),
     }
     call.record(resource="audit/verify", released=body)
     return body

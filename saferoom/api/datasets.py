@@ -26,9 +26,10 @@ def post_dataset(
     room: RoomDep,
 ) -> dict[str, Any]:
     assert call.principal is not None
-    d = ops.create_dataset(room, call.principal, body)
-    view = ops.describe(d)
-    call.record(resource=d.id, released=view)
+    with room.state.transaction():
+        d = ops.create_dataset(room, call.principal, body)
+        view = ops.describe(d)
+        call.record(resource=d.id, released=view)
     return view
 
 
@@ -38,7 +39,9 @@ def list_datasets(
 ) -> dict[str, Any]:
     assert call.principal is not None
     p = call.principal
-    return {"datasets": [ops.describe(d) for d in room.state.datasets() if ops.can_see(p, d)]}
+    body = {"datasets": [ops.describe(d) for d in room.state.datasets() if ops.can_see(p, d)]}
+    call.record(resource="datasets", released=body)
+    return body
 
 
 @router.get("/v1/datasets/{dataset_id}")
@@ -48,7 +51,10 @@ def get_dataset(
     room: RoomDep,
 ) -> dict[str, Any]:
     assert call.principal is not None
-    return ops.describe(ops.visible_dataset(room, call.principal, dataset_id))
+    d = ops.visible_dataset(room, call.principal, dataset_id)
+    body = ops.describe(d)
+    call.record(resource=d.id, released=body)
+    return body
 
 
 @router.put("/v1/datasets/{dataset_id}/data")
@@ -94,9 +100,11 @@ def get_mock(
     assert call.principal is not None
     d = ops.visible_dataset(room, call.principal, dataset_id)
     table = mock_table(DatasetCreate.model_validate(d.spec), rows)
-    return {
+    body = {
         "dataset": d.name,
         "synthetic": True,
         "columns": table.column_names,
         "rows": [list(r.values()) for r in table.to_pylist()],
     }
+    call.record(resource=d.id, released=body)
+    return body

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from saferoom import uscc
 from saferoom.api.deps import RoomDep, operation
-from saferoom.auth import issue_token
+from saferoom.auth import Principal, issue_token
 from saferoom.errors import Conflict
 from saferoom.recorder import Call
 from saferoom.room import Room
@@ -47,10 +47,7 @@ def create_principal(room: Room, body: PrincipalCreate) -> tuple[dict[str, Any],
         uscc=body.uscc, token_id=token.token_id, token_hash=token.token_hash,
     )
     room.state.add_principal(record)
-    view = {"id": record.id, "role": record.role, "name": record.name}
-    if record.uscc is not None:
-        view["uscc"] = record.uscc
-    return view, token.token
+    return Principal(record.id, body.role, record.name, record.uscc).public(), token.token
 
 
 @router.post("/v1/principals", status_code=201)
@@ -59,15 +56,19 @@ def post_principal(
     call: Annotated[Call, operation("principal.create")],
     room: RoomDep,
 ) -> dict[str, Any]:
-    view, token = create_principal(room, body)
-    call.record(resource=view["id"], subjects=[body.uscc] if body.uscc else [], released=view)
+    with room.state.transaction():
+        view, token = create_principal(room, body)
+        call.record(resource=view["id"], subjects=[body.uscc] if body.uscc else [],
+                    released=view)
     return {**view, "token": token}
 
 
 @router.get("/v1/me")
 def get_me(call: Annotated[Call, operation("me.read")]) -> dict[str, str]:
     assert call.principal is not None
-    return call.principal.public()
+    body = call.principal.public()
+    call.record(resource="me", released=body)
+    return body
 
 
 @router.get("/v1/keys")
