@@ -190,6 +190,7 @@ def create_app(room: Room) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.room = room
+    app.state.engine = engine
     app.state.queries = queries
     app.state.verifications = verifications
     app.state.watches = watches

@@ -1,6 +1,6 @@
 """What the room holds about one enterprise, who accessed it, and correcting one of its fields.
 
-Records are read by decrypting each dataset in memory; `records_about` is the one place to cache.
+Records are looked up by key in the engine's prepared copy of each dataset (decrypted once).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from saferoom.auth import ENV_ADMIN_ID
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.errors import Conflict, InvalidData, InvalidFields
 from saferoom.ingest import BatchValidator
+from saferoom.query.duckdb_engine import DuckDBEngine
+from saferoom.query.exact import SourceVersion
 from saferoom.room import Room
 from saferoom.state import DatasetRecord
 
@@ -39,28 +41,27 @@ def _subject_mask(table: pa.Table, key: str, uscc: str) -> pa.ChunkedArray:
 
 
 def rows_about(
-    room: Room, dataset_id: str, uscc: str,
-) -> tuple[DatasetRecord, list[dict[str, Any]]]:
-    """The current version of a dataset and its rows whose key is `uscc` (key included)."""
-    d, table = room.datasets.read_current(dataset_id)
-    rows: list[dict[str, Any]] = table.filter(_subject_mask(table, d.spec["key"], uscc)).to_pylist()
-    return d, rows
+    engine: DuckDBEngine, d: DatasetRecord, uscc: str,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The version held of a dataset and its rows whose key is `uscc` (key included)."""
+    return engine.rows_about(SourceVersion(d.id, d.name, d.version),
+                             DatasetCreate.model_validate(d.spec), uscc)
 
 
-def records_about(room: Room, uscc: str) -> list[dict[str, Any]]:
+def records_about(room: Room, engine: DuckDBEngine, uscc: str) -> list[dict[str, Any]]:
     """Every record about `uscc`, per dataset, labelled with the dataset and who holds it.
 
     A bank's private dataset is held about the enterprise too, so it is listed as the bank's.
     """
-    read = (rows_about(room, d.id, uscc) for d in room.state.datasets() if d.version)
-    found = [(d, rows) for d, rows in read if rows]
-    holders = principal_names(room, (d.owner_id for d, _ in found))
+    read = ((d, *rows_about(engine, d, uscc)) for d in room.state.datasets() if d.version)
+    found = [(d, version, rows) for d, version, rows in read if rows]
+    holders = principal_names(room, (d.owner_id for d, _, _ in found))
     out: list[dict[str, Any]] = []
-    for d, rows in found:
+    for d, version, rows in found:
         name, role = holders.get(d.owner_id, (d.owner_id, d.owner_role))
         out.append({"dataset": d.name, "description": d.spec.get("description", ""),
                     "held_by": {"id": d.owner_id, "name": name, "role": role},
-                    "version": d.version, "records": rows})
+                    "version": version, "records": rows})
     return out
 
 

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from policies.roles import authorize_role
+from saferoom.query.duckdb_engine import DuckDBEngine
 from saferoom.recorder import Call
 from saferoom.room import Room
 
@@ -24,6 +25,14 @@ def get_room(request: Request) -> Room:
 
 
 RoomDep = Annotated[Room, Depends(get_room)]
+
+
+def get_engine(request: Request) -> DuckDBEngine:
+    engine: DuckDBEngine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[DuckDBEngine, Depends(get_engine)]
 
 
 def operation(name: str) -> Any:

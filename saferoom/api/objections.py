@@ -21,11 +21,12 @@ from pydantic import (
 
 from policies.errors import PolicyDenied
 from policies.names import DatasetName, FieldName
-from saferoom.api.deps import RoomDep, operation
+from saferoom.api.deps import EngineDep, RoomDep, operation
 from saferoom.api.subject import subject_of
 from saferoom.api.support import Cursor, Limit, instant, paged
 from saferoom.errors import Conflict, InvalidFields, NotFound
 from saferoom.objection_store import Objection
+from saferoom.query.duckdb_engine import DuckDBEngine
 from saferoom.recorder import Call
 from saferoom.room import Room
 from saferoom.state import utcnow
@@ -74,13 +75,14 @@ def objection_view(o: Objection) -> dict[str, Any]:
             "dataset_version": o.corrected_version}
 
 
-def file_objection(room: Room, call: Call, uscc: str, body: ObjectionRequest) -> Objection:
+def file_objection(room: Room, engine: DuckDBEngine, call: Call, uscc: str,
+                   body: ObjectionRequest) -> Objection:
     """Store and record an objection; the dataset must be a department's holding a record about
     `uscc` (else 404, as for an unknown name) and name the field (else 422)."""
     d = room.state.dataset_by_name(body.dataset)
     rows: list[dict[str, Any]] = []
     if d is not None and d.version:
-        d, rows = rows_about(room, d.id, uscc)
+        _, rows = rows_about(engine, d, uscc)
     if d is None or not rows:
         raise NotFound("no record about you in such a dataset")
     if d.owner_role != "department":
@@ -134,9 +136,10 @@ def post_objection(
     body: ObjectionRequest,
     call: Annotated[Call, operation("objection.file")],
     room: RoomDep,
+    engine: EngineDep,
 ) -> dict[str, Any]:
     """File -> 201 with the objection (`status: open`)."""
-    return objection_view(file_objection(room, call, subject_of(call), body))
+    return objection_view(file_objection(room, engine, call, subject_of(call), body))
 
 
 @router.get("/v1/objections")

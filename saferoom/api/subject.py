@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from policies.decisions import decide_self_query
 from policies.facts import Actor
-from saferoom.api.deps import RoomDep, operation
+from saferoom.api.deps import EngineDep, RoomDep, operation
 from saferoom.api.support import Cursor, Limit, paged, refuse
 from saferoom.recorder import Call
 from saferoom.subject_rights import access_entry, principal_names, records_about
@@ -30,10 +30,11 @@ def subject_of(call: Call) -> str:
 
 
 @router.get("/v1/me/data")
-def get_my_data(call: Annotated[Call, operation("me.data")], room: RoomDep) -> dict[str, Any]:
+def get_my_data(call: Annotated[Call, operation("me.data")], room: RoomDep,
+                engine: EngineDep) -> dict[str, Any]:
     """`{"uscc", "datasets": [{"dataset", "description", "held_by", "version", "records"}]}`."""
     uscc = subject_of(call)
-    body = {"uscc": uscc, "datasets": records_about(room, uscc)}
+    body = {"uscc": uscc, "datasets": records_about(room, engine, uscc)}
     call.record(resource="me/data", subjects=[uscc], released=body)
     return body
 

@@ -131,6 +131,18 @@ class DuckDBEngine:
             self._prepared[source.dataset_id] = prepared
             return prepared
 
+    def rows_about(
+        self, source: SourceVersion, schema: DatasetCreate, key_value: str
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The version held and its rows whose key is `key_value` (declared columns only),
+        found through the key index: an enterprise reading its own records."""
+        table = self.prepared(source, schema)
+        columns = ", ".join(q(c.name) for c in schema.columns)
+        result = self._db.cursor().sql(
+            f"SELECT {columns} FROM {q(table.table)} WHERE {q(schema.key)} = ? ORDER BY {RANK}",
+            params=[key_value]).to_arrow_table()
+        return table.version, result.to_pylist()
+
     def frame(
         self,
         sources: Mapping[str, tuple[SourceVersion, DatasetCreate]],
