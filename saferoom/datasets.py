@@ -9,7 +9,7 @@ import io
 import secrets
 from typing import Any, Literal
 
-from policies.errors import PolicyDenied
+from policies.holdings import decide_dataset_change, may_see_dataset
 from saferoom.auth import Principal
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.errors import Conflict, NotFound
@@ -21,11 +21,7 @@ UploadFormat = Literal["csv", "parquet"]
 
 
 def can_see(p: Principal, d: DatasetRecord) -> bool:
-    if p.role in ("admin", "auditor"):
-        return True
-    if p.role == "enterprise":
-        return False
-    return d.owner_role == "department" or d.owner_id == p.id
+    return may_see_dataset(p.role, p.id, d.owner_id, d.owner_role)
 
 
 def visible_dataset(room: Room, p: Principal, dataset_id: str) -> DatasetRecord:
@@ -37,8 +33,7 @@ def visible_dataset(room: Room, p: Principal, dataset_id: str) -> DatasetRecord:
 
 def owned_dataset(room: Room, p: Principal, dataset_id: str) -> DatasetRecord:
     d = visible_dataset(room, p, dataset_id)
-    if d.owner_id != p.id:
-        raise PolicyDenied("role_not_allowed", "only the dataset's owner may change it")
+    decide_dataset_change(p.id, d.owner_id).raise_if_denied()
     return d
 
 

@@ -21,6 +21,7 @@ from policies.consent import (
 )
 from policies.documents import DatasetPolicy
 from policies.facts import ColumnFacts, Consent
+from policies.holdings import may_see_dataset
 from policies.names import DatasetName
 from saferoom.api.deps import RoomDep, operation
 from saferoom.api.support import Cursor, Limit, instant, paged, refuse
@@ -70,7 +71,8 @@ def _grant_facts(
     columns: dict[str, dict[str, ColumnFacts]] = {}
     for name in datasets:
         d = room.state.dataset_by_name(name)
-        if d is not None and (d.owner_role == "department" or d.owner_id == grantee):
+        # Resolved as the grantee bank would see it.
+        if d is not None and may_see_dataset("bank", grantee, d.owner_id, d.owner_role):
             policies[name] = policy_of(d)
             columns[name] = column_facts(d)
     return policies, columns

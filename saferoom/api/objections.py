@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from policies.errors import PolicyDenied
+from policies.holdings import decide_objection_target
 from policies.names import DatasetName, FieldName
 from saferoom.api.deps import EngineDep, RoomDep, operation
 from saferoom.api.subject import subject_of
@@ -85,9 +85,7 @@ def file_objection(room: Room, engine: DuckDBEngine, call: Call, uscc: str,
         _, rows = rows_about(engine, d, uscc)
     if d is None or not rows:
         raise NotFound("no record about you in such a dataset")
-    if d.owner_role != "department":
-        raise PolicyDenied("query_not_allowed", "objections are resolved by departments; a "
-                           "bank's own records are corrected by that bank")
+    decide_objection_target(d.owner_role).raise_if_denied()
     column = next((c for c in d.spec["columns"] if c["name"] == body.field), None)
     if column is None or column["role"] == "key":
         raise InvalidFields.at(["body", "field"], "the dataset has no such field")
