@@ -201,53 +201,57 @@ def release(
         for name in cells.top2
     }
     plan = exact.plan
-    rows: list[list[Any]] = []
-    suppressed = 0
-    for i in np.flatnonzero(keep):
-        group_values = dict(zip(plan.group_by, cells.groups[i], strict=True))
-        hit = bool(small[i])
-        row: list[Any] = []
-        for out in plan.outputs:
-            if isinstance(out, GroupOutput):
-                row.append(group_values[out.column])
-                continue
-            value, dominated_here = _value(out, exact, noisy, dominated, int(i))
-            hit = hit or dominated_here
-            row.append(None if small[i] or dominated_here else value)
-        suppressed += hit
-        rows.append(row)
+    kept = np.flatnonzero(keep)
+    small_kept = small[kept]
+    hit = small_kept.copy()
+    # Column by column over the kept groups: a row-by-row loop cost 0.5 s at 100,000 groups.
+    columns: list[list[Any]] = []
+    for out in plan.outputs:
+        if isinstance(out, GroupOutput):
+            k = plan.group_by.index(out.column)
+            columns.append([cells.groups[i][k] for i in kept])
+            continue
+        values, dominated_here = _column(out, exact, noisy, dominated, kept)
+        hit |= dominated_here
+        columns.append([None if s else v for v, s in
+                        zip(values, (small_kept | dominated_here).tolist(), strict=True)])
     return QueryRelease(
         columns=[o.alias for o in plan.outputs],
-        rows=rows,
-        suppressed_groups=suppressed,
+        rows=[list(row) for row in zip(*columns, strict=True)],
+        suppressed_groups=int(hit.sum()),
         privacy=privacy_block(exact, calibration),
     )
 
 
-def _value(
+def _column(
     out: AggregateOutput,
     exact: ExactPlan,
     noisy: Mapping[str, npt.NDArray[np.int64]],
     dominated: Mapping[str, npt.NDArray[np.bool_]],
-    i: int,
-) -> tuple[float | int | None, bool]:
+    kept: npt.NDArray[np.intp],
+) -> tuple[list[float | int | None], npt.NDArray[np.bool_]]:
+    """One aggregate's released values for the kept groups, and where dominance hides them."""
+    clean = np.zeros(len(kept), dtype=bool)
     if out.column is None:
         name = "rows" if "rows" in noisy else "n"
-        return max(0, int(noisy[name][i])), False
+        return np.maximum(noisy[name][kept], 0).tolist(), clean
     ref = f"{out.column.dataset}.{out.column.column}"
     if out.function == "count":
-        return max(0, int(noisy[f"nonnull:{ref}"][i])), False
+        return np.maximum(noisy[f"nonnull:{ref}"][kept], 0).tolist(), clean
     q = next(q for q in exact.quantities if q.name == f"sum:{ref}")
     assert q.clip is not None
-    total = float(noisy[q.name][i]) / q.clip.scale
-    hit = bool(dominated[q.name][i])
+    sums = noisy[q.name][kept]
+    hit = dominated[q.name][kept]
     if out.function == "sum":
-        return (int(total) if q.clip.scale == 1 else round(total, 2)), hit
-    count = int(noisy[f"nonnull:{ref}"][i])
-    if count < 1:
-        return None, hit
+        if q.clip.scale == 1:
+            return sums.tolist(), hit
+        return [round(t, 2) for t in (sums / q.clip.scale).tolist()], hit
+    counts = noisy[f"nonnull:{ref}"][kept]
+    means = (sums / q.clip.scale) / np.maximum(counts, 1)
     # Clamping to the declared bounds is post-processing: free, and never less accurate.
-    return round(min(max(total / count, q.clip.lo), q.clip.hi), 4), hit
+    clamped = np.clip(means, q.clip.lo, q.clip.hi).tolist()
+    return [None if c < 1 else round(m, 4) for m, c in zip(clamped, counts.tolist(),
+                                                           strict=True)], hit
 
 
 def privacy_block(exact: ExactPlan, calibration: Calibration) -> dict[str, Any]:
