@@ -578,6 +578,7 @@ def inprocess_scoring(args: argparse.Namespace, room: Any, engine: Any, runner: 
                                          room.call("model.score", bank))
                     phases.stop(total=time.perf_counter() - t)
                     scored = sum(s["score"] is not None for s in body["scores"])
+                    assert scored > 0, body["scores"][:3]  # else it timed refusals only
             finally:
                 phases.restore()
             med = phases.medians()

@@ -19,6 +19,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+
+from _common import peak_mb
 
 from saferoom import synthetic
 from saferoom.room import Room
@@ -38,13 +41,6 @@ POLICIES = {
     "tax_annual": {"annual_tax": [">=", "<="], "tax_arrears": ["="]},
     "social_insurance": {"headcount": [">=", "<="], "arrears_months": ["<=", "="]},
 }
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
@@ -148,7 +144,7 @@ def main() -> None:
                 r = c.post("/v1/verifications", json=one)
                 single_times.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text
-        rss = peak_rss_mb(server.process.pid)
+        rss = peak_mb(server.process.pid)
     finally:
         server.stop()
     floor_s = floor(work, subjects, args.runs)

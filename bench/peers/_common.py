@@ -7,6 +7,7 @@ main one. A worker writes one JSON document (see `Report`) to the path given wit
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -36,13 +37,18 @@ def reset_peak(pid: int | str = "self") -> bool:
 
 
 def peak_mb(pid: int | str = "self") -> float:
-    """Peak resident set size since start or the last `reset_peak`, in MiB."""
+    """Peak resident set size since start or the last `reset_peak`, in MiB.
+
+    NaN if another process's peak cannot be read (gone, or no VmHWM): never our own instead.
+    """
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    if str(pid) not in ("self", str(os.getpid())):
+        return float("nan")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

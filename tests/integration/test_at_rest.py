@@ -95,9 +95,10 @@ def test_no_plaintext_anywhere_under_the_data_dir(tmp_path: Path):
     finally:
         room.close()
     old_env = {"SAFEROOM_MASTER_KEY": old_key.strip()}
-    failed = subprocess.run([sys.executable, "-m", "saferoom", "audit", "verify", "--data-dir",
-                             str(data_dir)], cwd=REPO, env={**env}, capture_output=True, text=True)
-    assert failed.returncode == 0, failed.stdout + failed.stderr
+    verified = subprocess.run([sys.executable, "-m", "saferoom", "audit", "verify", "--data-dir",
+                               str(data_dir)], cwd=REPO, env={**env}, capture_output=True,
+                              text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     with pytest.raises(ConfigurationError, match="does not match"):
         Room.open(load_settings(old_env, {"data_dir": data_dir}))
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import time
-from pathlib import Path
 
 import pytest
 
 from saferoom import synthetic
 from tests.integration.conftest import Server, start_server
 from tests.integration.helpers import agree, consent
+from tests.sandbox.conftest import jail_processes, wait_gone
 
 pytestmark = pytest.mark.slow
 CSV = {"Content-Type": "text/csv"}
@@ -214,53 +214,19 @@ def test_reason_codes_name_characteristics_only():
                          features) == ["tax_annual.annual_tax", "court_records.judgments"]
 
 
-def _jail_descendants(pid: int) -> set[int]:
-    """Live processes below `pid` that run as the jail uid."""
-    from tests.sandbox.conftest import JAIL_UID
-
-    parents: dict[int, int] = {}
-    uids: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = dict(line.split(":", 1) for line in
-                              (entry / "status").read_text().splitlines() if ":" in line)
-            except OSError:
-                continue
-            if not status.get("State", "").strip().startswith("Z"):
-                parents[int(entry.name)] = int(status["PPid"])
-                uids[int(entry.name)] = int(status["Uid"].split()[0])
-    found = set()
-    for child in parents:
-        up = child
-        while up in parents and up != pid:
-            up = parents[up]
-        if up == pid and uids[child] == JAIL_UID:
-            found.add(child)
-    return found
-
-
 def test_the_service_keeps_a_training_jail_waiting_and_leaves_none_behind(tmp_path):
     server: Server = start_server(tmp_path / "data")
     try:
         deadline = time.monotonic() + 30
-        while not (spare := _jail_descendants(server.process.pid)):
+        while not (spare := jail_processes(server.process.pid)):
             assert time.monotonic() < deadline, "no spare training jail"
             time.sleep(0.1)
     finally:
         server.stop()
     assert "Application shutdown complete" in server.log()  # the lifespan closed the spare
-    deadline = time.monotonic() + 5  # the jail's own init dies by its parent-death signal
-    while any(_running(pid) for pid in spare):
-        assert time.monotonic() < deadline, "a jail outlived the service"
-        time.sleep(0.05)
-
-
-def _running(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
+    # Those very processes, wherever they were reparented: the jail's own init dies by its
+    # parent-death signal.
+    wait_gone(spare, 5)
 
 
 def test_only_builtin_exception_names_reach_the_bank():

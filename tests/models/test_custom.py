@@ -17,27 +17,36 @@ from models.custom import UserCodeError
 from tests.models.conftest import FEATURE_TYPES, Split, install_user_code, job
 
 GOOD = """
+    import random
+
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     class Model:
         '''A class of the bank's own: its artifact must find it again in user_code.'''
 
-        def __init__(self, columns, regression):
+        def __init__(self, columns, regression, draws):
             self.columns = columns
             self.regression = regression
+            self.draws = draws
 
     def design(X, columns):
         return X[columns].fillna(0).to_numpy()
 
+    def draws():
+        # The global generators, which the room seeds before fit and before predict.
+        return [np.random.random(), random.random()]
+
     def fit(X, y, params):
         columns = [c for c in X.columns if X[c].dtype.kind == "f"]
-        noise = np.random.random()  # global generators are seeded by the room
-        regression = LogisticRegression(C=params["C"] + 0 * noise, max_iter=1000)
-        return Model(columns, regression.fit(design(X, columns), y))
+        regression = LogisticRegression(C=params["C"], max_iter=1000)
+        return Model(columns, regression.fit(design(X, columns), y), draws())
 
     def predict(model, X):
-        return model.regression.predict_proba(design(X, model.columns))[:, 1]
+        p = model.regression.predict_proba(design(X, model.columns))[:, 1]
+        # Shrunk by every draw, at fit and here: the scores repeat only if the draws do. The
+        # same factor for every row: the ranking (and so the AUC) is the regression's own.
+        return p * (1 - sum(model.draws + draws()) / 400)
 """
 
 SEEN = """
@@ -53,8 +62,9 @@ SEEN = """
 """
 
 
-def run(split: Split, template: str = "custom", **params: Any) -> dict[str, Any]:
-    return entry.train({"train": split.train, "test": split.test}, job(template, **params), {})
+def run(split: Split, template: str = "custom", seed: int = 1, **params: Any) -> dict[str, Any]:
+    return entry.train({"train": split.train, "test": split.test}, job(template, seed, **params),
+                       {})
 
 
 def test_custom_code_trains_scores_and_round_trips(monkeypatch, split):
@@ -74,8 +84,12 @@ def test_custom_code_trains_scores_and_round_trips(monkeypatch, split):
     np.testing.assert_array_equal(table.column("probability").to_numpy(), scores)
     assert table.column("points").null_count == table.num_rows  # no points from custom code
     assert all(r == [] for r in table.column("reasons").to_pylist())  # nor reasons
+    # The same seed again: the same draws, so the same scores to the last bit.
     again = run(split, C=0.5)
     assert again["tables"]["test_scores"].equals(result["tables"]["test_scores"])
+    # Another seed: other draws, so other scores (the draws do reach them).
+    reseeded = run(split, C=0.5, seed=2)
+    assert not reseeded["tables"]["test_scores"].equals(result["tables"]["test_scores"])
 
 
 def test_custom_code_sees_a_typed_frame_a_zero_one_label_and_a_copy_of_its_params(

@@ -197,6 +197,7 @@ def test_unseen_categories_and_missing_values_still_score(trained, split, templa
     assert 0 < table.column("probability")[0].as_py() < 1
     if template == "logistic_scorecard":
         reasons = table.column("reasons")[0].as_py()
+        assert reasons  # a card explains every score
         assert "market_registry.industry: 航天业" not in reasons  # only the card's own labels
         assert all(r.split(": ")[1] != "航天业" for r in reasons)
 

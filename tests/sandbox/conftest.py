@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import socket
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,21 +131,81 @@ def everything_said(result: JailResult) -> str:
     )
 
 
-def jail_uid_processes() -> list[int]:
-    """Live (not zombie) host processes of the jail uid: none may outlive its jail."""
-    pids = []
+def _proc_status(pid: int | str) -> dict[str, str] | None:
+    """The fields of /proc/<pid>/status; None if the process is gone (or unreadable)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return {k: v.strip() for k, v in (line.split(":", 1) for line in status.splitlines()
+                                      if ":" in line)}
+
+
+def is_running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie has ended: only its exit status is left)."""
+    status = _proc_status(pid)
+    return status is not None and not status.get("State", "").startswith("Z")
+
+
+def jail_processes(under: int | None = None) -> list[int]:
+    """Live (not zombie) processes of the jail uid below `under` (default: this test process).
+
+    Only our own jails: other test runs on the host start jails under the same uid. A jail
+    whose launcher was killed may be reparented out of this tree (to pid 1): a test that kills
+    a jail's parent snapshots the pids first and waits for those (`wait_gone`).
+    """
+    root = os.getpid() if under is None else under
+    parents: dict[int, int] = {}
+    jailed: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
+        status = _proc_status(entry.name)
+        if status is None:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields.get("Uid", "0").split()[0])
-        if uid == JAIL_UID and not fields.get("State", "").strip().startswith("Z"):
-            pids.append(int(entry.name))
-    return pids
+        pid = int(entry.name)
+        parents[pid] = int(status.get("PPid", "0"))
+        live = not status.get("State", "").startswith("Z")
+        if live and int(status.get("Uid", "0").split()[0]) == JAIL_UID:
+            jailed.append(pid)
+    found = []
+    for pid in jailed:
+        up, seen = parents.get(pid, 0), {pid}
+        while up > 0 and up != root and up not in seen:  # pid 0: above init, or gone meanwhile
+            seen.add(up)
+            up = parents.get(up, 0)
+        if up == root:
+            found.append(pid)
+    return sorted(found)
+
+
+@contextmanager
+def jails_seen(under: int | None = None) -> Iterator[set[int]]:
+    """Every jail process below `under` seen (polled) while the block runs: they can then be
+    followed wherever they are reparented."""
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.update(jail_processes(under))
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=poll, name="jails-seen", daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def wait_gone(pids: Iterable[int], seconds: float = 10.0) -> None:
+    """Wait for exactly these processes to end; fail naming the ones still running."""
+    pids, deadline = list(pids), time.monotonic() + seconds
+    while left := [pid for pid in pids if is_running(pid)]:
+        assert time.monotonic() < deadline, f"jail processes still running: {left}"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -170,4 +233,4 @@ def host_is_fine(runner: BubblewrapRunner) -> None:
     assert os.system("true") == 0
     follow_up = run_code(runner, "def attack(inputs, params, blobs):\n    return {'values': {'ok': 1}}")
     assert follow_up.ok, follow_up.error
-    assert jail_uid_processes() == []
+    assert jail_processes() == []

@@ -20,7 +20,7 @@ from tests.sandbox.conftest import (
     TEST_LIMITS,
     everything_said,
     host_is_fine,
-    jail_uid_processes,
+    jail_processes,
     run_code,
 )
 
@@ -257,39 +257,63 @@ def test_jails_cannot_see_each_other(runner):
             def attack(inputs, params, blobs):
                 with open("/tmp/" + params["marker"], "w") as f:
                     f.write("mine")
+                written = time.monotonic()  # CLOCK_MONOTONIC: one clock for host and jails
+                tmp = os.listdir("/tmp")
                 time.sleep(4)
-                return {"values": {"pids": sorted(p for p in os.listdir("/proc") if p.isdigit())}}
+                return {"values": {
+                    "pids": sorted(p for p in os.listdir("/proc") if p.isdigit()),
+                    "tmp": tmp,
+                    "written": written,
+                    "ended": time.monotonic(),  # its /tmp, marker and all, still exists here
+                }}
             """,
             params={"marker": marker},
         )
 
+    def marker_written() -> bool:
+        """Seen from the host (as root) through the root of one of our jail processes."""
+        for pid in jail_processes():
+            try:
+                os.stat(f"/proc/{pid}/root/tmp/{marker}")
+                return True
+            except OSError:  # not that process's /tmp (bwrap's), not yet, or the pid is gone
+                continue
+        return False
+
     thread = threading.Thread(target=occupy)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not jail_uid_processes() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # start the second jail once the first wrote its marker
+    while not marker_written():
+        assert time.monotonic() < deadline, "the first jail never wrote its marker"
         time.sleep(0.05)
-    time.sleep(1)  # past its start-up, into the job's sleep
     second = run_code(
         runner,
         """
-        import os
+        import os, time
 
         def attack(inputs, params, blobs):
+            before = time.monotonic()
+            tmp = os.listdir("/tmp")
             return {"values": {
                 "pids": sorted(p for p in os.listdir("/proc") if p.isdigit()),
-                "tmp": os.listdir("/tmp"),
+                "tmp": tmp,
+                "listed": [before, time.monotonic()],
             }}
         """,
     )
     thread.join()
     assert second.ok, second.error
     assert first["result"].ok, first["result"].error
+    mine, theirs = first["result"].values, second.values
+    assert marker in mine["tmp"]  # the first jail's own /tmp holds its marker
+    # The second jail listed its /tmp while the first one's marker existed: they overlapped.
+    assert mine["written"] < theirs["listed"][0] <= theirs["listed"][1] < mine["ended"]
+    assert marker not in theirs["tmp"]
     # Empty but for the mount points of a runtime that lives under /tmp (a CI checkout).
-    assert marker not in second.values["tmp"]
     runtime_dirs = {p.parts[2] for p in map(Path, sys.path) if p.parts[:2] == ("/", "tmp")}
-    assert set(second.values["tmp"]) <= runtime_dirs
-    assert second.values["pids"] == ["1"]  # only itself: its own pid namespace
-    assert first["result"].values["pids"] == ["1"]
+    assert set(theirs["tmp"]) <= runtime_dirs
+    assert theirs["pids"] == ["1"]  # only itself: its own pid namespace
+    assert mine["pids"] == ["1"]
 
 
 def test_limits_cannot_be_raised_from_inside(runner):

@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from tests.sandbox.conftest import REPO, TEST_LIMITS, host_is_fine, jail_uid_processes, run_code
+from tests.sandbox.conftest import (
+    REPO,
+    TEST_LIMITS,
+    host_is_fine,
+    is_running,
+    jail_processes,
+    jails_seen,
+    run_code,
+    wait_gone,
+)
 
 FORK_BOMB = """
 import os, time
@@ -41,10 +50,15 @@ def attack(inputs, params, blobs):
 @pytest.mark.parametrize("bomb", [FORK_BOMB, EXPONENTIAL_FORK_BOMB, THREAD_BOMB],
                          ids=["fork", "exponential-fork", "threads"])
 def test_fork_bomb_is_contained(runner, bomb):
-    result = run_code(runner, bomb, limits=TEST_LIMITS.with_changes(max_processes=24))
+    with jails_seen() as seen:
+        result = run_code(runner, bomb, limits=TEST_LIMITS.with_changes(max_processes=24))
     assert result.status == "limit"
     assert result.limit == "processes"
-    assert jail_uid_processes() == []  # every child died with the jail's pid namespace
+    assert seen, "the jail was never seen running"
+    # Every child died with the jail's pid namespace: none is left below us, and none of those
+    # seen running lives on elsewhere (reparented to pid 1).
+    assert jail_processes() == []
+    assert [pid for pid in seen if is_running(pid)] == []
     host_is_fine(runner)
 
 
@@ -225,13 +239,15 @@ def test_jails_die_with_a_crashed_service():
     assert service.stdout is not None
     assert service.stdout.readline().strip() == "starting"
     deadline = time.monotonic() + 60
-    while not jail_uid_processes() and time.monotonic() < deadline:
+    while not jail_processes(service.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert jail_uid_processes(), "the jail never started"
+    assert jail_processes(service.pid), "the jail never started"
     time.sleep(0.5)  # let the job fork its second process
+    # Its launcher is about to die: the jail may be reparented out of our tree (to pid 1), so
+    # these very processes are followed until they end.
+    jailed = jail_processes(service.pid)
+    assert jailed
     service.kill()
     service.wait()
     service.stdout.close()
-    while jail_uid_processes() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert jail_uid_processes() == []
+    wait_gone(jailed, max(0.0, deadline - time.monotonic()))

@@ -5,6 +5,7 @@ injection, signals to the host, setuid binaries and child processes all fail.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -229,7 +230,16 @@ def test_signals_cannot_reach_the_host(runner):
     host_is_fine(runner)
 
 
-def test_child_processes_get_no_network_no_host_files_no_privileges(runner):
+def test_child_processes_get_no_network_no_host_files_no_privileges(runner, tmp_path, monkeypatch):
+    # A real host secret, readable on the host, in a place the jail does not mount; and a
+    # secret in the service's environment.
+    secret = secrets.token_hex(32)
+    key = tmp_path / "data" / "master.key"
+    key.parent.mkdir()
+    key.write_text(secret)
+    assert key.read_text() == secret
+    token = f"admin-{secrets.token_hex(16)}"
+    monkeypatch.setenv("SAFEROOM_ADMIN_TOKEN", token)
     result = run_code(
         runner,
         """
@@ -245,30 +255,41 @@ def test_child_processes_get_no_network_no_host_files_no_privileges(runner):
 
         def attack(inputs, params, blobs):
             key = params["key"]
+            system_cat = os.system("cat /etc/shadow " + key + " > /tmp/o 2>&1")
+            with open("/tmp/o", errors="replace") as f:
+                system_cat_said = f.read()[-500:]
             return {"values": {
-                "system_cat": os.system("cat /etc/shadow " + key + " > /tmp/o 2>&1"),
+                "system_cat": system_cat,
+                "system_cat_said": system_cat_said,
                 "curl": run(["curl", "-s", "-m", "3", "http://example.com/"]),
-                "sh": run(["sh", "-c", "cat /etc/shadow; ls /root/.ssh; id -u; echo $SAFEROOM_ADMIN_TOKEN"]),
+                "sh": run(["sh", "-c", "cat /etc/shadow " + key + "; ls /root/.ssh; id -u; "
+                           "echo $SAFEROOM_ADMIN_TOKEN"]),
                 "python": run([params["python"], "-c",
                                "import socket; socket.create_connection(('127.0.0.1', 22), 2)"]),
                 "python_files": run([params["python"], "-c", f"print(open({key!r}).read())"]),
                 "setuid_mount": run(["/usr/bin/mount", "-t", "tmpfs", "none", "/tmp"]),
                 "setuid_su": run(["/usr/bin/su", "-c", "id"]),
                 "euid": os.geteuid(),
+                "environ": dict(os.environ),
             }}
         """,
-        params={"key": "/etc/saferoom-no-such-key", "python": sys.executable},
+        params={"key": str(key), "python": sys.executable},
     )
     assert result.ok, result.error
     seen = result.values
     assert seen["system_cat"] != 0
     assert seen["curl"]["code"] != 0
     assert "root:" not in seen["sh"]["out"]
-    assert seen["sh"]["out"].split() == [str(seen["euid"])]  # only `id -u` printed anything
+    # Only `id -u` printed anything: not the shadow file, the key, nor the token.
+    assert seen["sh"]["out"].split() == [str(seen["euid"])]
     assert seen["python"]["code"] != 0
     assert "Address family not supported" in seen["python"]["err"]
     assert seen["python_files"]["code"] != 0
     assert seen["setuid_mount"]["code"] != 0  # nosuid binds and no_new_privs: no root
     assert seen["setuid_su"]["code"] != 0
     assert seen["euid"] != 0
-    assert "SAFEROOM" not in everything_said(result)
+    said = everything_said(result)
+    assert secret not in said
+    assert token not in said
+    assert not any(name.startswith("SAFEROOM") for name in seen["environ"])
+    assert "SAFEROOM" not in said

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,7 @@ from sandbox import (
     BubblewrapRunner,
     InvalidJob,
     JailJob,
+    JailResult,
     JailUnavailable,
     PoolUnavailable,
     StubRunner,
@@ -213,8 +216,38 @@ def test_warm_pool_refuses_to_start_when_setup_fails(runner):
     assert "setup" in str(caught.value)
 
 
-def test_check_jail_passes_on_this_machine(runner):
-    check_jail(runner)
+def test_check_jail_passes_on_this_machine_and_fails_on_a_weaker_jail(runner):
+    """The fixture's own check_jail passing says little alone: it must have run a real probe, and
+    it must refuse when that probe reports a weaker jail."""
+    probes: list[JailResult] = []
+
+    class Watched:
+        def __init__(self, report: Callable[[JailResult], JailResult]) -> None:
+            self.report = report
+
+        def run(self, job: JailJob) -> JailResult:
+            probes.append(runner.run(job))
+            return self.report(probes[-1])
+
+    check_jail(Watched(lambda seen: seen))
+    (probe,) = probes
+    assert probe.ok, probe.error
+    # As the jail saw itself: filtered, no privileges, no network, its own pid namespace.
+    assert probe.values["seccomp"] == "2"
+    assert probe.values["no_new_privs"] == "1"
+    assert probe.values["cap_eff"] == "0" * 16
+    assert probe.values["inet_socket_refused"] is True
+    assert probe.values["pid"] == 1
+    # Each way a probe can report a weaker jail is refused, and named.
+    weaker = {"seccomp": ("0", "seccomp filter"), "no_new_privs": ("0", "no_new_privs"),
+              "cap_eff": ("000001ffffffffff", "capabilities"),
+              "inet_socket_refused": (False, "network"), "pid": (4242, "pid namespace"),
+              "env": (["SAFEROOM_ADMIN_TOKEN"], "environment"),
+              "echo": ("not-the-nonce", "round trip")}
+    for name, (value, problem) in weaker.items():
+        with pytest.raises(JailUnavailable, match=f"^the jail self-check found: {problem}$"):
+            check_jail(Watched(lambda seen, n=name, v=value: replace(
+                seen, values={**seen.values, n: v})))
 
 
 def test_missing_bubblewrap_fails_closed():

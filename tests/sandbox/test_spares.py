@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import BubblewrapRunner, JailResult
-from tests.sandbox.conftest import TEST_LIMITS, jail_uid_processes, run_code
+from tests.sandbox.conftest import TEST_LIMITS, is_running, jail_processes, run_code
 
 LOOK = """
 import os, sys
@@ -78,13 +78,19 @@ def test_close_leaves_no_jail_behind_and_jobs_still_run_cold(model_package: Path
     runner = BubblewrapRunner(import_roots=[model_package])
     runner.keep_spare(TEST_LIMITS, preload=("toymodels.entry",))
     wait_for_spare(runner)
-    assert jail_uid_processes() != []  # the spare is a real, waiting jail
+    # The spare is a real, waiting jail: its launcher stages the jail as root, then drops to
+    # the jail uid, so look until it has.
+    deadline = time.monotonic() + 30
+    while not (spare := jail_processes()):
+        assert time.monotonic() < deadline, "the spare never ran as the jail uid"
+        time.sleep(0.02)
     runner.close()
-    assert jail_uid_processes() == []
+    assert jail_processes() == []
+    assert [pid for pid in spare if is_running(pid)] == []  # nor reparented out of our tree
     result = run_code(runner, LOOK)
     assert result.ok, result.error
     assert result.values["preloaded"] is False
-    assert jail_uid_processes() == []
+    assert jail_processes() == []
 
 
 def test_the_next_spare_starts_only_after_the_job_ends(spare_runner):
@@ -95,6 +101,7 @@ def test_the_next_spare_starts_only_after_the_job_ends(spare_runner):
     job.start()
     time.sleep(0.7)
     assert not spare_runner.spares.ready(TEST_LIMITS)
+    assert TEST_LIMITS not in spare_runner.spares._pending  # nor is one being started
     job.join()
     assert done[0].ok, done[0].error
     wait_for_spare(spare_runner)
