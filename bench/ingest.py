@@ -6,6 +6,8 @@ Run: `.venv/bin/python bench/ingest.py [--rows N] [--runs K]` (prints a Markdown
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -38,6 +40,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="saferoom-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # a 1M-row CSV, a whole room
     frame = synthetic.generate(args.rows, seed=1)["market_registry"]
     csv_path = work / "market_registry.csv"
     pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), csv_path)

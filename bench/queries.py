@@ -196,6 +196,7 @@ def phase_timer(service: Any) -> Iterator[dict[str, float]]:
 def worker_http(args: argparse.Namespace) -> None:
     from saferoom import synthetic
     from tests.integration.conftest import start_server
+    from tests.integration.helpers import agree
 
     (Path(args.work) / "http").mkdir(parents=True, exist_ok=True)
     server = start_server(Path(args.work) / "http" / "data")
@@ -212,11 +213,7 @@ def worker_http(args: argparse.Namespace) -> None:
                 assert r.status_code == 200, r.text
                 r = c.put(f"/v1/datasets/{ds['id']}/policy", json=policy())
                 assert r.status_code == 200, r.text
-        with server.admin() as c:
-            r = c.post("/v1/agreements", json={
-                "bank_id": bank["id"], "datasets": list(DATASETS), "purposes": [PURPOSE],
-                "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat()})
-            assert r.status_code == 201, r.text
+        agree(server, bank["id"], list(DATASETS), [PURPOSE])
         report: dict[str, Any] = {"system": "SafeRoom over HTTP",
                                   "setup_s": time.perf_counter() - t,
                                   "setup_rss_mb": peak_mb(pid), "versions": {}, "queries": {}}

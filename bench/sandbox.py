@@ -6,8 +6,10 @@ Run: `.venv/bin/python bench/sandbox.py [--runs 20] [--calls 200] [--mb 200]` (M
 from __future__ import annotations
 
 import argparse
+import atexit
 import fcntl
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -184,6 +186,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="saferoom-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # a 1M-row CSV, a whole room
     package = work / "benchmodels"
     package.mkdir()
     (package / "__init__.py").write_text('"""Bench models."""\n')

@@ -6,11 +6,12 @@ Run: `.venv/bin/python bench/verify.py [--enterprises N] [--consents K] [--runs 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 
 from _common import peak_mb
+from _room import insert_consents
 
 from saferoom import synthetic
-from saferoom.room import Room
-from saferoom.settings import load_settings
 from tests.integration.conftest import start_server
+from tests.integration.helpers import agree
 
 PURPOSE = "loan_application"
 DATASETS = ("tax_annual", "social_insurance")
@@ -52,41 +53,27 @@ def chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
 def setup(work: Path, frames: dict, n_consents: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
     """Load the datasets through the API, then grant consents in bulk straight into the store."""
     server = start_server(work / "data")
-    dept = server.new_principal("department", "税务局")
-    bank = server.new_principal("bank", "洛阳银行")
-    with server.client(dept["token"]) as c:
-        for name in DATASETS:
-            path = work / f"{name}.csv"
-            pacsv.write_csv(pa.Table.from_pandas(frames[name], preserve_index=False), path)
-            ds = c.post("/v1/datasets", json=synthetic.DATASET_SPECS[name].body).json()
-            r = c.put(f"/v1/datasets/{ds['id']}/data", content=chunks(path),
-                      headers={"Content-Type": "text/csv"}, timeout=600)
-            assert r.status_code == 200, r.text
-            r = c.put(f"/v1/datasets/{ds['id']}/policy", json={"verify": {
-                "purposes": [PURPOSE], "consent_required": True, "fields": POLICIES[name],
-                "max_distinct_values_per_consent": 3}})
-            assert r.status_code == 200, r.text
-    with server.admin() as c:
-        r = c.post("/v1/agreements", json={
-            "bank_id": bank["id"], "datasets": list(DATASETS), "purposes": [PURPOSE],
-            "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat()})
-        assert r.status_code == 201, r.text
-    server.stop()
-    # 100,000 enterprises granting through the API would spend the bench on signing receipts;
-    # the consents are inserted in bulk with a placeholder receipt (never read by verification).
+    try:
+        dept = server.new_principal("department", "税务局")
+        bank = server.new_principal("bank", "洛阳银行")
+        with server.client(dept["token"]) as c:
+            for name in DATASETS:
+                path = work / f"{name}.csv"
+                pacsv.write_csv(pa.Table.from_pandas(frames[name], preserve_index=False), path)
+                ds = c.post("/v1/datasets", json=synthetic.DATASET_SPECS[name].body).json()
+                r = c.put(f"/v1/datasets/{ds['id']}/data", content=chunks(path),
+                          headers={"Content-Type": "text/csv"}, timeout=600)
+                assert r.status_code == 200, r.text
+                r = c.put(f"/v1/datasets/{ds['id']}/policy", json={"verify": {
+                    "purposes": [PURPOSE], "consent_required": True, "fields": POLICIES[name],
+                    "max_distinct_values_per_consent": 3}})
+                assert r.status_code == 200, r.text
+        agree(server, bank["id"], list(DATASETS), [PURPOSE])
+    finally:
+        server.stop()
     keys = frames["tax_annual"]["uscc"].to_numpy()
     consented = rng.choice(keys, size=n_consents, replace=False).astype(str)
-    room = Room.open(load_settings({}, {"data_dir": work / "data"}))
-    now = datetime.now(UTC)
-    room.state.run(
-        "INSERT INTO consents (id, subject_uscc, grantee_bank_id, purpose, datasets, fields, "
-        "expires_at, granted_at, revoked_at, notices_digest, receipt_payload, receipt_signature) "
-        "SELECT 'con_bench_' || s, s, ?, ?, ?, NULL, ?, ?, NULL, 'bench', 'bench', 'bench' "
-        "FROM (SELECT unnest(?::VARCHAR[]) AS s)",
-        [bank["id"], PURPOSE, list(DATASETS), now + timedelta(days=30),
-         now - timedelta(minutes=1), list(consented)],
-    )
-    room.close()
+    insert_consents(work / "data", bank["id"], PURPOSE, list(DATASETS), list(consented))
     return server.admin_token, bank, consented
 
 
@@ -118,6 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(5)
     work = Path(tempfile.mkdtemp(prefix="saferoom-bench-verify-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # a 1M-row CSV, a whole room
     frames = synthetic.generate(args.enterprises, seed=5)
     t0 = time.perf_counter()
     admin_token, bank, consented = setup(work, frames, args.consents, rng)
