@@ -5,7 +5,6 @@ Auditors keep checkpoints as witnesses; `Ed25519Signer` and `verify_signature` a
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any, Protocol
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
-from audit.events import is_hex_hash
+from audit.events import is_hex_hash, json_object
 
 CHECKPOINT_CONTEXT = b"saferoom-checkpoint/v1\n"
 SEED_SIZE = 32
@@ -100,10 +99,7 @@ class Checkpoint:
     @classmethod
     def from_json(cls, line: bytes | str) -> Checkpoint:
         """Parse one stored line strictly; ValueError if it is not a checkpoint."""
-        record = json.loads(line)
-        if not isinstance(record, dict):
-            raise ValueError("a checkpoint is a JSON object")
-        return cls.from_dict(record)
+        return cls.from_dict(json_object(line))
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Checkpoint:

@@ -41,6 +41,14 @@ _FIELD_SET = frozenset(FIELDS)
 _HEX = frozenset("0123456789abcdef")
 
 
+def json_object(line: bytes | str) -> dict[str, Any]:
+    """One stored line as a JSON object; ValueError for anything else."""
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("a stored line must be a JSON object")
+    return record
+
+
 def canonical_json(record: Mapping[str, Any]) -> bytes:
     """The bytes that are hashed and stored: sorted keys, no spaces, UTF-8."""
     return _ENCODER.encode(record).encode()
@@ -144,10 +152,7 @@ class AuditEvent:
     @classmethod
     def from_json(cls, line: bytes | str) -> AuditEvent:
         """Parse one stored line strictly; ValueError (never naming a value) if it is not one."""
-        record = json.loads(line)
-        if not isinstance(record, dict):
-            raise ValueError("an event is a JSON object")
-        return cls.from_dict(record)
+        return cls.from_dict(json_object(line))
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> AuditEvent:
