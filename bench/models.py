@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -359,6 +360,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
     runner = start_runner()
     assert runner is not None, "the jail cannot start here"
     keep_training_spare(runner)  # as the service does
+    gc.freeze()  # as the service does once started
     service = JobService(room, engine, runner)  # no worker thread: run_one is called here
     bank = Principal(context["bank_id"], "bank", "洛阳银行")
     report: dict[str, Any] = {"train": {}, "score": {}}

@@ -319,14 +319,13 @@ class ScoringRules:
                consents: Iterable[Consent], scores_today: int, now: datetime) -> Decision:
         """May this subject be scored (a `null` score when denied)? Consent, then the cap."""
         require_aware("now", now)
-        consents = tuple(consents)
+        serving = [c for c in consents if c.serves(bank_id, subject_uscc, purpose, now)]
         used: list[str] = []
         for name, fields in self.steps:
             if fields is None:
                 return Decision.deny("query_not_allowed", f"the policy of dataset {name} "
                                      "forbids scoring")
-            covering = [c.id for c in consents
-                        if c.serves(bank_id, subject_uscc, purpose, now) and c.covers(name, fields)]
+            covering = [c.id for c in serving if c.covers(name, fields)]
             if not covering:
                 return Decision.deny("consent_required", f"no live consent from the subject "
                                      f"covers the model's use of {name} for this bank and "

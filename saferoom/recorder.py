@@ -17,6 +17,11 @@ from audit.events import AuditEvent, EventDraft
 from audit.log import AuditLog
 from saferoom.auth import Principal
 
+# One encoder for every digest: json.dumps with options builds a new one per call, a tenth of
+# a 10,000-subject batch's audit time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=str)
+
 
 def digest(released: Any, key: bytes | None = None) -> str:
     """SHA-256 of the canonical JSON of what leaves the room; keyed (HMAC) with the room's key.
@@ -24,11 +29,10 @@ def digest(released: Any, key: bytes | None = None) -> str:
     Keyed because a small release (one yes/no answer about one firm) could otherwise be
     recovered from its digest by anyone reading the log, by hashing both candidates.
     """
-    body = json.dumps(released, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode()
+    body = _CANONICAL.encode(released).encode()
     if key is None:
         return hashlib.sha256(body).hexdigest()
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.digest(key, body, "sha256").hex()
 
 
 @dataclass
