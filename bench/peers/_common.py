@@ -6,6 +6,7 @@ main one. A worker writes one JSON document (see `Report`) to the path given wit
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -78,3 +79,14 @@ def cannot(reason: str) -> dict[str, Any]:
 def write_report(path: str, report: dict[str, Any]) -> None:
     """{"system", "setup_s", "setup_rss_mb", "versions", "queries": {name: measure()|cannot()}}"""
     Path(path).write_text(json.dumps(report, ensure_ascii=False, default=float))
+
+
+def peer_args() -> argparse.Namespace:
+    """The command line every peer worker takes from bench/queries.py."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--epsilon", type=float, default=1.0)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--out", required=True)
+    return ap.parse_args()

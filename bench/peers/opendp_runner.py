@@ -12,7 +12,6 @@ The data is read into memory once (setup), so no query pays for Parquet reads.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import opendp.prelude as dp  # noqa: TID251 (the peer, in its own venv: not the project's OpenDP)
 import polars as pl
-from _common import QUERIES, Cells, cannot, key, measure, peak_mb, write_report
+from _common import QUERIES, Cells, cannot, key, measure, peak_mb, peer_args, write_report
 
 dp.enable_features("contrib")
 TAX = (0, 50_000_000)
@@ -29,13 +28,7 @@ CAPITAL = (0, 100_000_000)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--epsilon", type=float, default=1.0)
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = peer_args()
     warnings.simplefilter("ignore")  # signed=False FutureWarnings: unsigned is what we want
     releases = args.runs + 1
 

@@ -17,14 +17,13 @@ How it is configured, as a bank would, and as close to SafeRoom's guarantees as 
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from importlib.metadata import version
 
 import pandas as pd
 import snsql
-from _common import QUERIES, Cells, cannot, key, measure, peak_mb, write_report
+from _common import QUERIES, Cells, cannot, key, measure, peak_mb, peer_args, write_report
 from snsql import Privacy
 
 WAN = 10_000
@@ -61,13 +60,7 @@ def metadata(rows: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--epsilon", type=float, default=1.0)
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = peer_args()
     warnings.simplefilter("ignore")
 
     t = time.perf_counter()
