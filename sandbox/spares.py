@@ -20,10 +20,12 @@ STARTING_S = 10.0  # how long a job waits for a spare being started before it st
 class SpareJails:
     """One started, idle once-mode jail per registered `JailLimits`, each with modules preloaded.
 
-    `take(limits)` hands the spare out (None: start cold); `replenish(limits)`, called once that
-    job has ended, orders the next, so its imports never compete with the job for CPU (on 2
-    cores they slowed a job 1.5-2x). Jails are started on the keeper's own thread, which lives
-    until `close()`: bwrap's --die-with-parent follows the thread that started it.
+    `take(limits)` hands the spare out (None: start cold); `replenish(limits)`, called as soon as
+    it is taken, orders the next. Its imports run at SCHED_IDLE (bootstrap.preload), so they
+    never compete with the running job for CPU (at normal priority they slowed a job 1.5-2x on
+    2 cores), yet a job sent right after finds its spare ready. Jails are started on the
+    keeper's own thread, which lives until `close()`: bwrap's --die-with-parent follows the
+    thread that started it.
     """
 
     def __init__(self, config: JailConfig) -> None:

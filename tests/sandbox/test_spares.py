@@ -93,15 +93,27 @@ def test_close_leaves_no_jail_behind_and_jobs_still_run_cold(model_package: Path
     assert jail_processes() == []
 
 
-def test_the_next_spare_starts_only_after_the_job_ends(spare_runner):
-    # Its imports would otherwise take CPU from the job it is waiting behind.
+POLICIES = """
+import os, sys
+def attack(inputs, params, blobs):
+    entry = sys.modules["toymodels.entry"]
+    return {"values": {"preload": entry.IMPORTED_UNDER, "job": os.sched_getscheduler(0)}}
+"""
+
+
+def test_the_next_spare_starts_with_the_job_and_preloads_at_idle_priority(spare_runner):
     wait_for_spare(spare_runner)
     done: list[JailResult] = []
     job = threading.Thread(target=lambda: done.append(run_code(spare_runner, SLOW)))
     job.start()
-    time.sleep(0.7)
-    assert not spare_runner.spares.ready(TEST_LIMITS)
-    assert TEST_LIMITS not in spare_runner.spares._pending  # nor is one being started
+    # Ready while the job still runs (it sleeps 1.5 s): a job sent right after finds it.
+    deadline = time.monotonic() + 1.2
+    while not spare_runner.spares.ready(TEST_LIMITS):
+        assert time.monotonic() < deadline, "the next spare did not start with the job"
+        time.sleep(0.02)
     job.join()
     assert done[0].ok, done[0].error
-    wait_for_spare(spare_runner)
+    result = run_code(spare_runner, POLICIES)
+    assert result.ok, result.error
+    # Imported at idle priority, so it took no CPU from the job; the job itself runs normally.
+    assert result.values == {"preload": os.SCHED_IDLE, "job": os.SCHED_OTHER}
