@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sklearn.model_selection import train_test_split
 
 from policies.decisions import Decision, decide_train, decide_training_size
 from policies.documents import DatasetPolicy
@@ -28,6 +27,7 @@ from saferoom.dataset_policy import policy_of
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.datasets import can_see
 from saferoom.errors import InvalidFields, NotFound
+from saferoom.holdout import stratified_holdout
 from saferoom.mock import mock_table
 from saferoom.model_metrics import evaluate
 from saferoom.query.duckdb_engine import DuckDBEngine
@@ -167,7 +167,8 @@ class TrainingRun:
 
 def _labels(frame: pa.Table, label: str) -> tuple[pa.Table, np.ndarray] | str:
     column = frame.column(label)
-    frame = frame.filter(pc.is_valid(column))
+    if column.null_count:
+        frame = frame.filter(pc.is_valid(column))
     values = frame.column(label).to_numpy(zero_copy_only=False).astype(np.float64)
     if not np.isin(values, (0, 1)).all():
         return "the label must hold only 0/1 or true/false"
@@ -184,17 +185,18 @@ def train(runner: Runner, frame: pa.Table, job: ResolvedJob, request_like: Mappi
     if isinstance(labelled, str):
         return TrainingRun(JailResult(status="error"), None, None, labelled)
     frame, y = labelled
-    index = np.arange(frame.num_rows)
-    train_idx, test_idx = train_test_split(index, test_size=TEST_SHARE, stratify=y,
-                                           random_state=SPLIT_SEED)
+    try:
+        train_idx, test_idx = stratified_holdout(y, TEST_SHARE, SPLIT_SEED)
+    except ValueError:
+        return TrainingRun(JailResult(status="error"), None, None,
+                           "too few rows of a class to hold out a test set")
     names = [f"{f.dataset}.{f.column}" for f in job.features]
     x = frame.select(names)
-    train_table = x.take(pa.array(np.sort(train_idx))).append_column(
-        LABEL, pa.array(y[np.sort(train_idx)], pa.int8()))
-    test_order = np.sort(test_idx)
+    train_table = x.take(pa.array(train_idx)).append_column(
+        LABEL, pa.array(y[train_idx], pa.int8()))
     result = runner.run(JailJob(
         entry=TRAIN_ENTRY,
-        inputs={"train": train_table, "test": x.take(pa.array(test_order))},
+        inputs={"train": train_table, "test": x.take(pa.array(test_idx))},
         params={"template": request_like.get("template") or "custom",
                 "params": dict(request_like.get("params") or {}), "seed": SPLIT_SEED,
                 "feature_types": feature_types(job)},
@@ -210,7 +212,7 @@ def train(runner: Runner, frame: pa.Table, job: ResolvedJob, request_like: Mappi
     s = scores.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
     if not np.isfinite(s).all() or (s < 0).any() or (s > 1).any():
         return TrainingRun(result, None, None, "predict must return probabilities in [0, 1]")
-    metrics = {**evaluate(y[test_order], s), "n_train": len(train_idx)}
+    metrics = {**evaluate(y[test_idx], s), "n_train": len(train_idx)}
     artifact = result.blobs.get("model")
     if artifact is None:
         return TrainingRun(result, None, None, "the job returned no model")

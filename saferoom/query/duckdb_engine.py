@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from saferoom.dataset_spec import DatasetCreate
 from saferoom.query.exact import Clip, ExactCells, ExactPlan, Quantity, SourceVersion
@@ -69,6 +70,56 @@ class Prepared:
     max_rank: int  # most rows any subject has: the contribution bound needs no filter below it
 
 
+class SubjectColumns:
+    """A prepared version's first row per subject, in subject-id order: where each subject's
+    row is, and the columns asked for so far, each fetched once.
+
+    Frames are gathered from these by subject id (numpy/Arrow `take`): a training frame of 1M
+    labelled rows against four 3.4M-row tables took DuckDB's hash joins 0.4-0.8 s.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        self._table = table
+        self._first_rows = f"FROM {q(table)} WHERE {RANK} = 1 ORDER BY {SID}"
+        sids = np.asarray(con.sql(f"SELECT {SID} {self._first_rows}").fetchnumpy()[SID],
+                          dtype=np.int64)
+        self.sids = sids
+        self._position = np.full(int(sids.max()) + 1 if sids.size else 0, -1, dtype=np.int64)
+        self._position[sids] = np.arange(sids.size)
+        self._columns: dict[str, pa.Array] = {}
+        self._by_key: npt.NDArray[np.int64] | None = None
+
+    def key_order(self, con: duckdb.DuckDBPyConnection, key: str) -> npt.NDArray[np.int64]:
+        """The rows sorted by subject code: subject ids depend on the order versions were
+        prepared in, codes do not, so a seeded split over this order is the same every time."""
+        if self._by_key is None:
+            order = pc.sort_indices(self.column(con, key))
+            self._by_key = np.asarray(order.to_numpy(), dtype=np.int64)
+        return self._by_key
+
+    def column(self, con: duckdb.DuckDBPyConnection, name: str) -> pa.Array:
+        cached = self._columns.get(name)
+        if cached is None:
+            fetched = con.sql(f"SELECT {q(name)} {self._first_rows}").to_arrow_table()
+            cached = self._columns[name] = fetched.column(0).combine_chunks()
+        return cached
+
+    def rows_of(self, sids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Each subject's row here, -1 where this version has none (or the id is -1)."""
+        known = (sids >= 0) & (sids < self._position.size)
+        rows = np.full(sids.size, -1, dtype=np.int64)
+        rows[known] = self._position[sids[known]]
+        return rows
+
+
+def gathered(column: pa.Array, rows: npt.NDArray[np.int64]) -> pa.Array:
+    """`column` at `rows`, null where a row is -1."""
+    missing = rows < 0
+    if not missing.any():
+        return column.take(pa.array(rows))
+    return column.take(pa.array(np.where(missing, 0, rows), mask=missing))
+
+
 @dataclass(frozen=True)
 class VerifyCells:
     present: npt.NDArray[np.bool_]
@@ -85,6 +136,7 @@ class DuckDBEngine:
         self._db.execute("CREATE SEQUENCE subject_ids; "
                          "CREATE TABLE subjects (code VARCHAR, sid INTEGER)")
         self._prepared: dict[str, Prepared] = {}  # dataset id -> its current version's table
+        self._by_subject: dict[str, SubjectColumns] = {}  # table -> its columns by subject
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -128,6 +180,7 @@ class DuckDBEngine:
             prepared = Prepared(name, version, int(row[0]) if row else 0)
             if cached is not None:
                 con.execute(f"DROP TABLE IF EXISTS {q(cached.table)}")
+                self._by_subject.pop(cached.table, None)
             self._prepared[source.dataset_id] = prepared
             return prepared
 
@@ -154,38 +207,53 @@ class DuckDBEngine:
         """Row-level columns of several datasets side by side, one row per subject.
 
         Only for code that stays in the room (training and scoring in a jail). Rows come from
-        `base` (every subject it holds) or from `subjects` (in that order); other datasets are
-        left-joined on the subject, first row per subject, so a missing record is a null.
-        Columns are named "dataset.field"; `__key` is the subject and `__in_<dataset>` says
-        whether that dataset holds a row about it.
+        `base` (every subject it holds, ordered by subject code) or from `subjects` (in that
+        order); other datasets contribute their first row per subject, or nulls where they
+        hold none. Columns are named "dataset.field"; `__key` is the subject and
+        `__in_<dataset>` says whether that dataset holds a row about it.
         """
-        prepared = {n: self.prepared(src, schema).table for n, (src, schema) in sources.items()}
-        alias = {n: f"t{i}" for i, n in enumerate(sources)}
-        key = {n: q(schema.key) for n, (_, schema) in sources.items()}
-        picks = [f"{alias[c.dataset]}.{q(c.column)} AS {q(c.dataset + '.' + c.column)}"
-                 for c in columns]
-        picks += [f"{alias[n]}.{key[n]} IS NOT NULL AS {q('__in_' + n)}" for n in sources]
         con = self._db.cursor()
+        by_subject = {}
+        for n, (src, schema) in sources.items():
+            table = self.prepared(src, schema).table
+            with self._lock:
+                if table not in self._by_subject:
+                    self._by_subject[table] = SubjectColumns(con, table)
+                by_subject[n] = self._by_subject[table]
         if subjects is not None:
-            joins = " ".join(
-                f"LEFT JOIN {q(prepared[n])} {alias[n]} ON {alias[n]}.{key[n]} = s.code "
-                f"AND {alias[n]}.{RANK} = 1" for n in sources)
-            sql = (f"SELECT s.code AS __key, {', '.join(picks)} FROM batch s {joins} "
-                   "ORDER BY s.pos")
-            con.register("batch", pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
-                                            "code": pa.array(subjects, pa.string())}))
-            try:
-                return con.sql(sql).to_arrow_table()
-            finally:
-                con.unregister("batch")
-        assert base is not None
-        b = alias[base]
-        joins = " ".join(
-            f"LEFT JOIN {q(prepared[n])} {alias[n]} ON {alias[n]}.{SID} = {b}.{SID} "
-            f"AND {alias[n]}.{RANK} = 1" for n in sources if n != base)
-        sql = (f"SELECT {b}.{key[base]} AS __key, {', '.join(picks)} FROM {q(prepared[base])} "
-               f"{b} {joins} WHERE {b}.{RANK} = 1 ORDER BY {b}.{SID}")
-        return con.sql(sql).to_arrow_table()
+            sids = self._sids_of(con, subjects)
+            key: pa.Array = pa.array(subjects, pa.string())
+        else:
+            assert base is not None
+            with self._lock:
+                key = by_subject[base].column(con, sources[base][1].key)
+                order = by_subject[base].key_order(con, sources[base][1].key)
+            sids = by_subject[base].sids
+        out: dict[str, pa.Array] = {"__key": key}
+        rows = {n: by_subject[n].rows_of(sids) for n in sources}
+        for c in columns:
+            with self._lock:
+                values = by_subject[c.dataset].column(con, c.column)
+            whole = subjects is None and c.dataset == base
+            out[f"{c.dataset}.{c.column}"] = values if whole else gathered(values, rows[c.dataset])
+        for n in sources:
+            out[f"__in_{n}"] = pa.array(rows[n] >= 0)
+        # Gathered in subject-id order (near-sequential reads), reordered once at the end.
+        return pa.table(out) if subjects is not None else pa.table(out).take(order)
+
+    def _sids_of(self, con: duckdb.DuckDBPyConnection, subjects: Sequence[str]
+                 ) -> npt.NDArray[np.int64]:
+        """Each subject's integer id, -1 for a code no prepared version holds."""
+        con.register("batch", pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
+                                        "code": pa.array(subjects, pa.string())}))
+        try:
+            found = con.sql("SELECT b.pos, s.sid FROM batch b JOIN subjects s "
+                            "ON s.code = b.code").fetchnumpy()
+        finally:
+            con.unregister("batch")
+        sids = np.full(len(subjects), -1, dtype=np.int64)
+        sids[np.asarray(found["pos"], dtype=np.int64)] = found["sid"]
+        return sids
 
     def verify(
         self, source: SourceVersion, schema: DatasetCreate, subjects: Sequence[str],
