@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -50,6 +50,51 @@ def _consent(row: Sequence[Any]) -> Consent:
         datasets=frozenset(row[5]), fields=None if row[6] is None else frozenset(row[6]),
         expires_at=row[7], granted_at=row[8], revoked_at=row[9], notices_digest=row[10],
     )
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What the decisions need, without the receipts: a 10,000-subject batch reads ~10,000 rows.
+_SELECT_FACTS = ("SELECT id, subject_uscc, grantee_bank_id, purpose, datasets, fields, "
+                 "expires_at, granted_at, revoked_at, notices_digest FROM consents")
+
+
+def _consents(table: pa.Table) -> list[Consent]:
+    """Consents from `_SELECT_FACTS` columns; scopes repeat across a batch, so each distinct
+    one becomes a frozenset once."""
+    scopes: dict[tuple[str, ...] | None, frozenset[str] | None] = {None: None}
+
+    def scope(values: list[str] | None) -> frozenset[str] | None:
+        key = None if values is None else tuple(values)
+        found = scopes.get(key)
+        if found is None and key is not None:
+            found = scopes[key] = frozenset(key)
+        return found
+
+    instants: dict[int | None, datetime | None] = {None: None}
+
+    def instant(micros: int | None) -> datetime | None:
+        # Exact to the microsecond (expiry is decided at that grain), and ~10x cheaper than
+        # Arrow making zone-aware datetimes itself.
+        found = instants.get(micros)
+        if found is None and micros is not None:
+            found = instants[micros] = EPOCH + timedelta(microseconds=micros)
+        return found
+
+    columns: list[list[Any]] = []
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        if pa.types.is_timestamp(field.type):
+            columns.append([instant(m) for m in column.cast(pa.int64()).to_pylist()])
+        else:
+            columns.append(column.to_pylist())
+    return [
+        Consent(id=c_id, subject_uscc=subject, grantee_bank_id=bank, purpose=purpose,
+                datasets=scope(datasets) or frozenset(), fields=scope(fields),
+                expires_at=expires, granted_at=granted, revoked_at=revoked,
+                notices_digest=notices)
+        for c_id, subject, bank, purpose, datasets, fields, expires, granted, revoked, notices
+        in zip(*columns, strict=True)
+    ]
 
 
 def _stored(row: Sequence[Any]) -> StoredConsent:
@@ -135,7 +180,8 @@ class ConsentStore:
             found = [_consent(r) for r in self._state.query(
                 _SELECT + f" WHERE subject_uscc IN ({marks}) ORDER BY seq", list(subjects))]
             return [c for c in found if c.serves(bank_id, c.subject_uscc, purpose, now)]
-        rows = self._state.query_joined(
+        found = self._state.table_joined(
             "wanted", pa.table({"subject": pa.array(subjects, pa.string())}),
-            _SELECT + " SEMI JOIN wanted w ON w.subject = subject_uscc WHERE" + live, params)
-        return [_consent(r) for r in rows]
+            _SELECT_FACTS + " SEMI JOIN wanted w ON w.subject = subject_uscc WHERE" + live,
+            params)
+        return _consents(found)

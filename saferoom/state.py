@@ -145,6 +145,17 @@ class StateStore:
             finally:
                 self._con.unregister(name)
 
+    def table_joined(
+        self, name: str, table: pa.Table, sql: str, params: Sequence[object] = ()
+    ) -> pa.Table:
+        """`query_joined` as an Arrow table: thousands of rows without a tuple per row."""
+        with self._lock:
+            self._con.register(name, table)
+            try:
+                return self._con.sql(sql, params=list(params)).to_arrow_table()
+            finally:
+                self._con.unregister(name)
+
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         with self._lock:
             self._generation += 1

@@ -13,7 +13,7 @@ import pytest
 from policies.facts import Agreement, Consent
 from saferoom.agreement_store import AgreementStore
 from saferoom.consent_store import ConsentStore
-from saferoom.state import StateStore
+from saferoom.state import POINT_LOOKUPS, StateStore
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 MICRO = timedelta(microseconds=1)
@@ -56,6 +56,9 @@ def test_live_for_matches_consent_is_live_at_every_edge(state: StateStore):
                 and c.serves("bank_a", c.subject_uscc, "loan_application", NOW)]
     assert found == expected
     assert {c.id for c in found} == {"live", "granted_now", "expires_next", "revoked_later"}
+    # Past POINT_LOOKUPS subjects the batch path (one join, Arrow columns) gives the same.
+    many = asked + [f"x{i}" for i in range(POINT_LOOKUPS)]
+    assert store.live_for("bank_a", many, "loan_application", NOW) == expected
     assert store.live_for("bank_a", [], "loan_application", NOW) == []
 
 
@@ -82,12 +85,12 @@ def test_live_for_ten_thousand_subjects_is_one_query(state: StateStore, monkeypa
 
         return call
 
-    for name in ("query", "query_joined", "run", "transaction"):  # every way to reach the DB
+    for name in ("query", "query_joined", "table_joined", "run", "transaction"):  # every way to reach the DB
         monkeypatch.setattr(state, name, counted(name))
     found = store.live_for("bank_a", subjects, "loan_application", NOW)
     expected = {f"s{i}" for i in range(0, 20000, 2) if i % 5 and i % 97}
     assert {c.subject_uscc for c in found} == expected
-    assert len(ran) == 1 and ran[0] in {"query", "query_joined"}, ran  # one query, not one each
+    assert len(ran) == 1 and ran[0] in {"query", "query_joined", "table_joined"}, ran  # one query, not one each
 
 
 def test_for_bank_returns_ended_agreements_for_the_decisions_to_judge(state: StateStore):
