@@ -75,16 +75,29 @@ class ScoreLedger:
         return decisions
 
 
-def _reason_names(reasons: list[str] | None, features: tuple[str, ...]) -> list[str]:
+class ReasonNames:
     """Reason codes as characteristic names only: a bin label ("annual_tax: < 9900") would tell
     the bank where the applicant's value lies, past the verification limits; and only names
-    of the model's own features, so nothing else can travel in them."""
-    names: list[str] = []
-    for reason in reasons or []:
-        name = str(reason).split(":", 1)[0].strip()
-        if name in features and name not in names:
-            names.append(name)
-    return names
+    of the model's own features, so nothing else can travel in them. A batch repeats a few
+    hundred distinct reasons, so each is looked at once."""
+
+    def __init__(self, features: tuple[str, ...]) -> None:
+        self._features = frozenset(features)
+        self._name_of: dict[object, str | None] = {}
+
+    def _name(self, reason: object) -> str | None:
+        if reason not in self._name_of:
+            name = str(reason).split(":", 1)[0].strip()
+            self._name_of[reason] = name if name in self._features else None
+        return self._name_of[reason]
+
+    def __call__(self, reasons: list[object] | None) -> list[str]:
+        names: list[str] = []
+        for reason in reasons or ():
+            name = self._name(reason)
+            if name is not None and name not in names:
+                names.append(name)
+        return names
 
 
 class ScoringService:
@@ -193,16 +206,17 @@ class ScoringService:
         probability = table.column("probability").to_pylist()
         points = table.column("points").to_pylist() if "points" in table.column_names else None
         reasons = table.column("reasons").to_pylist() if "reasons" in table.column_names else None
+        names = ReasonNames(model.features)
         out = {}
-        for i, subject in enumerate(frame.column("__key").to_pylist()):
-            p = probability[i]
+        for i, (subject, p) in enumerate(zip(frame.column("__key").to_pylist(), probability,
+                                             strict=True)):
             if not present[i] or p is None or not 0 <= p <= 1:
                 continue
             pts = points[i] if points else None
             # Quantized: whole scorecard points, probabilities to 3 decimals.
+            rounded = round(float(p), 3)
             out[subject] = {"uscc": subject,
-                            "score": int(pts) if pts is not None else round(float(p), 3),
-                            "probability": round(float(p), 3),
-                            "reasons": _reason_names(reasons[i] if reasons else None,
-                                                     model.features)}
+                            "score": int(pts) if pts is not None else rounded,
+                            "probability": rounded,
+                            "reasons": names(reasons[i] if reasons else None)}
         return out
