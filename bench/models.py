@@ -10,7 +10,7 @@ Run: `.venv/bin/python bench/models.py [--rows 200000,1000000] [--runs 3] [--bat
 - SafeRoom over HTTP: a real server (`start_server`); four departments upload their datasets as
   Parquet with a `model` policy, the bank its outcomes, an admin-signed agreement; per template,
   a first job then `--runs` jobs, each timed from `POST /v1/jobs` to the poll that sees
-  `succeeded` (polled every 50 ms); AUC from the job's metrics; the server's peak RSS.
+  `succeeded` (long polls, `?wait=30`); AUC from the job's metrics; the server's peak RSS.
   Then, server stopped, consents inserted in bulk (as bench/verify.py does), server restarted:
   scoring batches of `--batch` and `--small-batch` distinct consenting subjects and single-subject
   requests, per model (each subject is scored once, well under the daily cap of 3).
@@ -70,7 +70,6 @@ MODEL_POLICY = {"purposes": [TRAIN_PURPOSE, SCORE_PURPOSE], "custom_code_require
                 "min_training_rows": 500, "scoring_consent_required": True,
                 "max_scores_per_subject_per_day": 3}
 PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
-POLL_S = 0.05
 JAIL_THREADS = int(JAIL_ENV["OMP_NUM_THREADS"])
 LOADS: list[float] = []  # 1-min load average, sampled after every job and worker
 BORROWER_SHARE = 0.29  # a little under the ~30.7% of firms synthetic.generate gives a loan
@@ -249,11 +248,10 @@ def http_job(server: Any, bank: dict[str, Any], template: str) -> dict[str, Any]
         r = c.post("/v1/jobs", json=body, timeout=900)
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
-        while True:
-            job = c.get(f"/v1/jobs/{job_id}", timeout=900).json()
+        while True:  # long polls: each answers as soon as the status changes
+            job = c.get(f"/v1/jobs/{job_id}", params={"wait": 30}, timeout=900).json()
             if job["status"] not in ("queued", "running", "pending_review"):
                 break
-            time.sleep(POLL_S)
         elapsed = time.perf_counter() - t
     LOADS.append(os.getloadavg()[0])
     assert job["status"] == "succeeded", job

@@ -68,6 +68,8 @@ class JobStore:
     def __init__(self, state: StateStore, master: MasterKey) -> None:
         self._state = state
         self._master = master
+        # Moves on whenever a job's status does: a waiting reader re-reads only then.
+        self.changes = 0
         state.ensure_schema(SCHEMA)
 
     def add(self, job: Job) -> None:
@@ -106,6 +108,8 @@ class JobStore:
             "AND (? OR list_contains(?::VARCHAR[], status)) RETURNING id",
             [status, error, json.dumps(metrics) if metrics is not None else None, model_id,
              utcnow(), job_id, not expect, list(expect or [])])
+        if rows:
+            self.changes += 1
         return bool(rows)
 
     def request_cancel(self, job_id: str) -> None:

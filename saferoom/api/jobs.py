@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from saferoom.api.deps import operation
@@ -43,13 +46,33 @@ def list_jobs(request: Request, call: Annotated[Call, operation("job.read")]) ->
     return body
 
 
+MAX_WAIT_S = 30
+WAIT_STEP_S = 0.01
+
+
 @router.get("/v1/jobs/{job_id}")
-def get_job(job_id: str, request: Request,
-            call: Annotated[Call, operation("job.read")]) -> dict[str, Any]:
+async def get_job(
+    job_id: str, request: Request, call: Annotated[Call, operation("job.read")],
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="seconds to wait for the "
+                                 "status to change before answering")] = 0,
+) -> dict[str, Any]:
+    """With `wait`, a long poll: answers as soon as the status moves on, or after `wait` s.
+    It waits on the event loop, so waiting readers hold no worker thread."""
     assert call.principal is not None
+    principal = call.principal
     service = _jobs(request)
-    body = service.view(call.principal, service.visible(call.principal, job_id))
-    call.record(resource=job_id, released=body)
+    job = await run_in_threadpool(service.visible, principal, job_id)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        seen = service.jobs.changes
+        while service.jobs.changes == seen and time.monotonic() < deadline:
+            await asyncio.sleep(WAIT_STEP_S)
+        fresh = await run_in_threadpool(service.visible, principal, job_id)
+        if fresh.status != job.status:
+            job = fresh
+            break
+    body = await run_in_threadpool(service.view, principal, job)
+    await run_in_threadpool(call.record, resource=job_id, released=body)
     return body
 
 

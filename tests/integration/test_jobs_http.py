@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 
 import pytest
@@ -146,6 +147,37 @@ def test_custom_code_waits_for_review_then_runs(world):
         assert "logs" not in job and "training on" not in str(job)  # real-data output stays in
     with server.client(dept["token"]) as c:
         assert "training on" in c.get(f"/v1/jobs/{job_id}").json()["logs"]["stdout"]
+
+
+def test_a_long_poll_answers_when_the_status_moves_on(world):
+    server, dept, bank, other_bank, _ = world
+    body = {"purpose": "credit_modeling", "code": CUSTOM, "features": FEATURES, "label": LABEL}
+    with server.client(bank["token"]) as c:
+        job_id = c.post("/v1/jobs", json=body).json()["id"]
+        # Nothing moves: the wait runs out and the status is as it was.
+        assert c.get(f"/v1/jobs/{job_id}", params={"wait": 0.3}).json()["status"] == (
+            "pending_review")
+        for bad in ("31", "-1", "soon"):
+            r = c.get(f"/v1/jobs/{job_id}", params={"wait": bad})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", r.text
+
+    def approve_soon() -> None:
+        time.sleep(0.5)
+        with server.client(dept["token"]) as d:
+            d.post(f"/v1/jobs/{job_id}/review", json={"decision": "approve", "reason": "ok"})
+
+    reviewer = threading.Thread(target=approve_soon)
+    reviewer.start()
+    with server.client(bank["token"]) as c:
+        t = time.monotonic()
+        moved = c.get(f"/v1/jobs/{job_id}", params={"wait": 30}, timeout=60).json()
+        waited = time.monotonic() - t
+        assert moved["status"] in ("queued", "running", "succeeded"), moved
+        assert waited < 25  # answered on the change, not at the end of the wait
+        assert _wait(c, job_id)["status"] == "succeeded"
+    reviewer.join()
+    with server.client(other_bank["token"]) as c:
+        assert c.get(f"/v1/jobs/{job_id}", params={"wait": 1}).status_code == 404
 
 
 def test_dry_run_shows_everything_on_mock_data(world):
