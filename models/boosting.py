@@ -47,19 +47,27 @@ class Boosting:
         self, matrix: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Each row's probability, and for each feature the drop in it when that feature alone
-        takes its reference value: one predict call over k+1 stacked copies of each chunk."""
+        takes its reference value: one predict call per chunk, over the chunk and a copy of
+        each (row, feature) whose value differs from the reference.
+
+        A value already at the reference (NaN counting as equal to NaN) leaves the row as it is,
+        so its drop is exactly 0: a tree's prediction for a row depends on that row alone. Most
+        values of counts and flags sit at their reference, so most copies are skipped.
+        """
         rows, k = matrix.shape
         probability = np.empty(rows)
-        contribution = np.empty((rows, k))
-        step = max(1, MAX_STACKED_ROWS // (k + 1))
-        features = np.arange(k)
+        contribution = np.zeros((rows, k))
+        step = max(1, MAX_STACKED_ROWS // (k + 1))  # at most k copies per row: bounded memory
+        reference_missing = np.isnan(self.reference)
         for start in range(0, rows, step):
             chunk = matrix[start : start + step]
-            stacked = np.repeat(chunk[np.newaxis], k + 1, axis=0)  # copy 0 stays as it is
-            stacked[features + 1, :, features] = self.reference[:, np.newaxis]
-            p = self.probability(stacked.reshape(-1, k)).reshape(k + 1, len(chunk))
-            probability[start : start + step] = p[0]
-            contribution[start : start + step] = (p[0] - p[1:]).T
+            differs = (chunk != self.reference) & ~(np.isnan(chunk) & reference_missing)
+            row, feature = np.nonzero(differs)
+            copies = chunk[row]
+            copies[np.arange(len(row)), feature] = self.reference[feature]
+            p = self.probability(np.concatenate([chunk, copies]))
+            probability[start : start + step] = p[: len(chunk)]
+            contribution[start + row, feature] = p[row] - p[len(chunk) :]
         return probability, contribution
 
 

@@ -5,7 +5,7 @@ Scoring needs no scikit-learn: a bin lookup per characteristic and one dot produ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,9 +93,13 @@ def fit_scorecard(
     bins = [fit_bins(f, matrix[:, j], params["bins"]) for j, f in enumerate(encoder.features)]
     index = np.column_stack([b.assign(matrix[:, j]) for j, b in enumerate(bins)])
     woes = [weights_of_evidence(index[:, j], b.count, label) for j, b in enumerate(bins)]
-    design = np.column_stack([woe[index[:, j]] for j, woe in enumerate(woes)])
+    # The design has few distinct rows (one WOE per bin). scikit-learn's lbfgs minimises
+    # Σ w·loss / Σ w + |coef|² / (2·C·Σ w), so each distinct (bins, label) once, weighted by its
+    # count, is the objective of every training row, at a fraction of the cost per iteration.
+    rows, counts = distinct_rows(index, [b.count for b in bins], label)
+    design = np.column_stack([woe[index[rows, j]] for j, woe in enumerate(woes)])
     regression = LogisticRegression(C=params["C"], max_iter=1000)  # lbfgs: no randomness
-    regression.fit(design, label)
+    regression.fit(design, label[rows], sample_weight=counts)
     coef = np.asarray(regression.coef_[0], dtype=np.float64)
     intercept = float(regression.intercept_[0])
     scaling = Scaling(params["base_score"], params["base_odds"], params["pdo"])
@@ -104,3 +108,31 @@ def fit_scorecard(
         for j, (b, woe) in enumerate(zip(bins, woes, strict=True))
     )
     return Scorecard(encoder, characteristics, coef, intercept, scaling)
+
+
+def distinct_rows(
+    index: NDArray[np.intp], counts: Sequence[int], label: NDArray[np.int8]
+) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
+    """One row of each distinct combination of bins (`index`, `counts` bins per column) and
+    label, and how many rows have that combination.
+
+    Each combination is numbered in one int64 (mixed radix) and counted with `bincount`: no sort
+    and no row comparison while the numbers stay below the row count, as they do for a handful
+    of characteristics of a few bins each.
+    """
+    rows = len(label)
+    key = label.astype(np.int64)
+    size = 2  # every key is below it
+    for j, count in enumerate(counts):
+        key = key * count + index[:, j]
+        size *= count
+        if size > rows:
+            # Number only the combinations that occur: bincount's array stays no longer than
+            # the data, and the key never overflows however many characteristics there are.
+            occurring, inverse = np.unique(key, return_inverse=True)
+            key, size = inverse.astype(np.int64), len(occurring)
+    weight = np.bincount(key, minlength=size)
+    some_row = np.empty(size, dtype=np.intp)
+    some_row[key] = np.arange(rows)  # any row of a combination will do: they are all alike
+    present = np.flatnonzero(weight)
+    return some_row[present], weight[present].astype(np.int64)
