@@ -23,7 +23,9 @@ class SpareJails:
     `take(limits)` hands the spare out (None: start cold); `replenish(limits)`, called as soon as
     it is taken, orders the next. Its imports run at SCHED_IDLE (bootstrap.preload), so they
     never compete with the running job for CPU (at normal priority they slowed a job 1.5-2x on
-    2 cores), yet a job sent right after finds its spare ready. Jails are started on the
+    2 cores), yet a job sent right after finds its spare ready. The price: while every core is
+    busy, a spare's imports wait, and a job that takes it waits with them until a core frees
+    up. Jails are started on the
     keeper's own thread, which lives until `close()`: bwrap's --die-with-parent follows the
     thread that started it.
     """
