@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # json's own escaper (ensure_ascii off)
 from typing import Any, Literal, get_args
@@ -111,6 +111,69 @@ class EventDraft:
         object.__setattr__(self, "epsilon", _epsilon(self.epsilon))
 
 
+#: One subject's part of a SubjectBatch: (subject, decision, reason, digest).
+SubjectRow = tuple[str, Decision, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectBatch:
+    """One event per subject, sharing everything but subject, decision, reason and digest.
+
+    The same events as `drafts()`, but the shared fields are validated once, not once per
+    subject: a 10,000-subject request would otherwise build and check 10,000 drafts.
+    """
+
+    actor: str | None
+    role: str | None
+    action: str
+    resource: str | None
+    purpose: str | None
+    rows: Sequence[SubjectRow]  # kept as a tuple
+    epsilon: float | None = None
+
+    def __post_init__(self) -> None:
+        # The shared fields are checked (and epsilon normalised) exactly as a draft's are.
+        shared = EventDraft(
+            actor=self.actor,
+            role=self.role,
+            action=self.action,
+            resource=self.resource,
+            purpose=self.purpose,
+            epsilon=self.epsilon,
+        )
+        object.__setattr__(self, "epsilon", shared.epsilon)
+        rows = tuple(self.rows)
+        for row in rows:
+            if not isinstance(row, tuple) or len(row) != 4:
+                raise ValueError("a subject row must be (subject, decision, reason, digest)")
+            subject, decision, reason, digest = row
+            if not isinstance(subject, str):
+                raise ValueError("subjects must be strings")
+            if decision not in DECISIONS:
+                raise ValueError("decision must be 'allow' or 'deny'")
+            _optional_str(reason, "reason")
+            _optional_str(digest, "digest")
+        object.__setattr__(self, "rows", rows)
+
+    def drafts(self) -> list[EventDraft]:
+        """The batch as one draft per subject: what `AuditLog.append` would be given."""
+        return [
+            EventDraft(
+                actor=self.actor,
+                role=self.role,
+                action=self.action,
+                resource=self.resource,
+                subjects=(subject,),
+                purpose=self.purpose,
+                decision=decision,
+                reason=reason,
+                epsilon=self.epsilon,
+                digest=digest,
+            )
+            for subject, decision, reason, digest in self.rows
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One sealed, chained event: the api.md event shape."""
@@ -199,26 +262,70 @@ def _text(value: str | None) -> str:
     return "null" if value is None else _quote(value)
 
 
+class _Layout:
+    """An event's canonical JSON (keys sorted) as fixed text around the fields that vary
+    between the events of one batch: seq, prev_hash, subjects, decision, reason, digest.
+
+    Hand-assembled because json.dumps costs most of a large batch; built once per batch so
+    the shared fields are quoted once. `canonical_json` stays the definition; tests pin the
+    two to the same bytes.
+    """
+
+    __slots__ = ("_epsilon", "_head", "_middle", "_purpose", "_tail")
+
+    def __init__(
+        self,
+        *,
+        action: str,
+        actor: str | None,
+        epsilon: float | None,
+        purpose: str | None,
+        resource: str | None,
+        role: str | None,
+        ts: str,
+    ) -> None:
+        self._head = f'{{"action":{_quote(action)},"actor":{_text(actor)},"decision":"'
+        self._epsilon = f',"epsilon":{"null" if epsilon is None else repr(epsilon)}'
+        self._purpose = f'","purpose":{_text(purpose)},"reason":'
+        self._middle = f',"resource":{_text(resource)},"role":{_text(role)},"seq":'
+        self._tail = f'],"ts":{_quote(ts)}}}'
+
+    def seal(
+        self,
+        seq: int,
+        prev_hash: str,
+        subjects: str,
+        decision: str,
+        reason: str | None,
+        digest: str | None,
+    ) -> tuple[str, bytes]:
+        """(hash, stored line with its newline) of one event; `subjects` is the JSON array's
+        inside: the quoted subjects joined by commas. "hash" sorts between the two halves."""
+        before = f'{self._head}{decision}","digest":{_text(digest)}{self._epsilon}'
+        after = (
+            f',"prev_hash":"{prev_hash}{self._purpose}{_text(reason)}{self._middle}{seq}'
+            f',"subjects":[{subjects}{self._tail}'
+        )
+        event_hash = hashlib.sha256((before + after).encode()).hexdigest()
+        return event_hash, f'{before},"hash":"{event_hash}"{after}\n'.encode()
+
+
 def seal(draft: EventDraft, *, seq: int, ts: str, prev_hash: str) -> tuple[AuditEvent, bytes]:
     """Give a draft its place in the chain: the event and its stored line (with newline).
 
     Raises ValueError (before anything is written) for text UTF-8 cannot hold.
     """
-    # Hand-assembled canonical JSON, keys in sorted order: json.dumps costs most of a large
-    # batch. `canonical_json` stays the definition; tests pin the two to the same bytes.
-    epsilon = "null" if draft.epsilon is None else repr(draft.epsilon)
+    layout = _Layout(
+        action=draft.action,
+        actor=draft.actor,
+        epsilon=draft.epsilon,
+        purpose=draft.purpose,
+        resource=draft.resource,
+        role=draft.role,
+        ts=ts,
+    )
     subjects = ",".join(map(_quote, draft.subjects))
-    before = (
-        f'{{"action":{_quote(draft.action)},"actor":{_text(draft.actor)},'
-        f'"decision":"{draft.decision}","digest":{_text(draft.digest)},"epsilon":{epsilon}'
-    )
-    after = (
-        f',"prev_hash":"{prev_hash}","purpose":{_text(draft.purpose)},'
-        f'"reason":{_text(draft.reason)},"resource":{_text(draft.resource)},'
-        f'"role":{_text(draft.role)},"seq":{seq},"subjects":[{subjects}],"ts":{_quote(ts)}}}'
-    )
-    digest = hashlib.sha256((before + after).encode()).hexdigest()
-    line = f'{before},"hash":"{digest}"{after}\n'.encode()
+    digest, line = layout.seal(seq, prev_hash, subjects, draft.decision, draft.reason, draft.digest)
     event = AuditEvent(
         seq=seq,
         ts=ts,
@@ -236,3 +343,52 @@ def seal(draft: EventDraft, *, seq: int, ts: str, prev_hash: str) -> tuple[Audit
         hash=digest,
     )
     return event, line
+
+
+def seal_batch(
+    batch: SubjectBatch, *, seq: int, ts: str, prev_hash: str
+) -> tuple[list[AuditEvent], list[bytes]]:
+    """`seal` of each of `batch.drafts()` in turn, chained, the first at `seq`: the same
+    events and lines, with the fields the batch shares validated and quoted once.
+
+    Raises ValueError (before anything is written) for text UTF-8 cannot hold.
+    """
+    layout = _Layout(
+        action=batch.action,
+        actor=batch.actor,
+        epsilon=batch.epsilon,
+        purpose=batch.purpose,
+        resource=batch.resource,
+        role=batch.role,
+        ts=ts,
+    )
+    actor, role, action = batch.actor, batch.role, batch.action
+    resource, purpose, epsilon = batch.resource, batch.purpose, batch.epsilon
+    seal_one = layout.seal
+    events: list[AuditEvent] = []
+    lines: list[bytes] = []
+    add_event, add_line = events.append, lines.append
+    prev = prev_hash
+    for number, (subject, decision, reason, digest) in enumerate(batch.rows, seq):
+        event_hash, line = seal_one(number, prev, _quote(subject), decision, reason, digest)
+        add_line(line)
+        # Positional, in field order: keywords cost a 10,000-event batch a further 5 ms.
+        event = AuditEvent(
+            number,
+            ts,
+            actor,
+            role,
+            action,
+            resource,
+            (subject,),
+            purpose,
+            decision,
+            reason,
+            epsilon,
+            digest,
+            prev,
+            event_hash,
+        )
+        add_event(event)
+        prev = event_hash
+    return events, lines

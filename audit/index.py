@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,11 +32,17 @@ def _contains(seqs: array[int], seq: int) -> bool:
     return i < len(seqs) and seqs[i] == seq
 
 
-def _add(table: dict[str, array[int]], key: str, seq: int) -> None:
-    seqs = table.get(key)
-    if seqs is None:
-        table[key] = seqs = array("q")
-    seqs.append(seq)
+def _extend(table: dict[str, array[int]], groups: dict[str, list[int]]) -> None:
+    for key, new in groups.items():
+        seqs = table.get(key)
+        if seqs is None:
+            table[key] = array("q", new)
+        else:
+            seqs.extend(new)
+
+
+#: What the index keeps of one event: (actor, subjects, action, decision, ts_us).
+Entry = tuple[str | None, tuple[str, ...], str, str, int]
 
 
 class EventIndex:
@@ -64,15 +71,38 @@ class EventIndex:
         ts_us: int,
     ) -> None:
         """Record event `seq`; seqs must arrive in order, 1, 2, 3, ..."""
-        if actor is not None:
-            _add(self._actor, actor, seq)
-        for subject in dict.fromkeys(subjects):
-            _add(self._subject, subject, seq)
-        _add(self._action, action, seq)
-        _add(self._decision, decision, seq)
-        if self._ts and ts_us < self._ts[-1]:
-            self._ts_sorted = False
-        self._ts.append(ts_us)
+        self.add_many(seq, [(actor, tuple(subjects), action, decision, ts_us)])
+
+    def add_many(self, first_seq: int, entries: Iterable[Entry]) -> None:
+        """`add` each entry in turn, as events first_seq, first_seq + 1, ...
+
+        A batch's events share a few actors, actions and decisions: their seqs are grouped
+        and each key's array is extended once. Subjects are mostly distinct, so added as
+        they come (grouping them would only cost a list each).
+        """
+        actors: defaultdict[str, list[int]] = defaultdict(list)
+        actions: defaultdict[str, list[int]] = defaultdict(list)
+        decisions: defaultdict[str, list[int]] = defaultdict(list)
+        by_subject, times = self._subject, self._ts
+        last_ts = times[-1] if times else None
+        for seq, (actor, subjects, action, decision, ts_us) in enumerate(entries, first_seq):
+            if actor is not None:
+                actors[actor].append(seq)
+            # One subject (the per-subject events) needs no de-duplication.
+            for subject in subjects if len(subjects) == 1 else dict.fromkeys(subjects):
+                seqs = by_subject.get(subject)
+                if seqs is None:
+                    by_subject[subject] = seqs = array("q")
+                seqs.append(seq)
+            actions[action].append(seq)
+            decisions[decision].append(seq)
+            if last_ts is not None and ts_us < last_ts:
+                self._ts_sorted = False
+            times.append(ts_us)
+            last_ts = ts_us
+        _extend(self._actor, actors)
+        _extend(self._action, actions)
+        _extend(self._decision, decisions)
 
     def search(self, query: Query, *, after_seq: int, size: int) -> Iterator[int]:
         """Matching seqs in (after_seq, size], ascending, lazily."""

@@ -87,6 +87,30 @@ class MerkleTree:
             index >>= 1
         self._size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """`append` each leaf in turn, but a level at a time: each level grows by one join,
+        not a copy, a concatenation and a loop step per node (about half the cost)."""
+        if any(len(leaf) != HASH_SIZE for leaf in leaves):
+            raise ValueError("a leaf must be a 32-byte leaf hash")
+        levels, pair = self._levels, 2 * HASH_SIZE
+        lo, hi = self._size, self._size + len(leaves)  # nodes on this level, before and after
+        levels[0] += b"".join(leaves)
+        level = 0
+        # The new leaves complete the parents lo // 2 .. hi // 2 - 1 one level up, and so on.
+        while lo >> 1 < hi >> 1:
+            row = levels[level]
+            # node_hash(left, right), with the pair sliced from the row as one 64-byte piece.
+            parents = b"".join(
+                hashlib.sha256(b"\x01" + row[i : i + pair]).digest()
+                for i in range((lo >> 1) * pair, (hi >> 1) * pair, pair)
+            )
+            level += 1
+            if len(levels) == level:
+                levels.append(bytearray())
+            levels[level] += parents
+            lo, hi = lo >> 1, hi >> 1
+        self._size += len(leaves)
+
     def root(self, size: int | None = None) -> bytes:
         """MTH(D[0:size]); the current root when size is None."""
         n = self._size_or_current(size)

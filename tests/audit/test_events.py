@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.events import ZERO_HASH, AuditEvent, EventDraft, canonical_json, record_hash, seal
+from audit.events import (
+    ZERO_HASH,
+    AuditEvent,
+    EventDraft,
+    SubjectBatch,
+    canonical_json,
+    record_hash,
+    seal,
+    seal_batch,
+)
 from tests.audit.helpers import draft
 
 TS = "2026-11-29T23:50:01.123456Z"
@@ -46,6 +55,16 @@ drafts = st.builds(
     reason=maybe_text,
     epsilon=st.none() | st.floats(allow_nan=False, allow_infinity=False),
     digest=maybe_text,
+)
+batches = st.builds(
+    SubjectBatch,
+    actor=maybe_text,
+    role=maybe_text,
+    action=text.filter(bool),
+    resource=maybe_text,
+    purpose=maybe_text,
+    rows=st.lists(st.tuples(text, st.sampled_from(["allow", "deny"]), maybe_text, maybe_text)),
+    epsilon=st.none() | st.integers(-3, 3) | st.floats(allow_nan=False, allow_infinity=False),
 )
 
 
@@ -120,3 +139,92 @@ def test_from_dict_is_strict_and_never_echoes_values():
         with pytest.raises(ValueError) as info:
             AuditEvent.from_dict(broken)
         assert "secret-value" not in str(info.value)
+
+
+# --- per-subject batches ---------------------------------------------------------------------
+
+
+def sealed_one_by_one(
+    drafts: list[EventDraft], seq: int, prev_hash: str
+) -> tuple[list[AuditEvent], list[bytes]]:
+    events, lines = [], []
+    for number, d in enumerate(drafts, seq):
+        event, line = seal(d, seq=number, ts=TS, prev_hash=prev_hash)
+        events.append(event)
+        lines.append(line)
+        prev_hash = event.hash
+    return events, lines
+
+
+@given(batches, st.integers(1, 10**9))
+def test_sealed_batch_is_its_drafts_sealed_one_by_one(batch, seq):
+    events, lines = seal_batch(batch, seq=seq, ts=TS, prev_hash="a" * 64)
+    assert (events, lines) == sealed_one_by_one(batch.drafts(), seq, "a" * 64)
+    for event, line in zip(events, lines, strict=True):
+        assert line == canonical_json(event.to_dict()) + b"\n"
+        assert AuditEvent.from_json(line) == event
+
+
+def test_sealed_batch_with_none_and_non_ascii_fields():
+    batch = SubjectBatch(
+        actor="银行-1",
+        role=None,
+        action="score",
+        resource='模型 "v2"\\',
+        purpose=None,
+        rows=[
+            ("91110000710939135X", "allow", None, "ab" * 32),
+            ("企业\u2028名称", "deny", "no_consent", None),
+            ("emoji 🚀 \x00 \t", "allow", "原因", ""),
+            ("91110000710939135X", "deny", None, None),
+        ],
+        epsilon=0,
+    )
+    events, lines = seal_batch(batch, seq=3, ts=TS, prev_hash=ZERO_HASH)
+    assert (events, lines) == sealed_one_by_one(batch.drafts(), 3, ZERO_HASH)
+    assert [e.subjects for e in events] == [(subject,) for subject, *_ in batch.rows]
+    assert [e.seq for e in events] == [3, 4, 5, 6]
+    assert events[0].epsilon == 0.0
+    assert "企业".encode() in lines[1]
+
+
+def test_subject_batch_validates_as_drafts_do():
+    shared: dict[str, Any] = {
+        "actor": None,
+        "role": None,
+        "action": "q",
+        "resource": None,
+        "purpose": None,
+    }
+    rows: Any = [("s", "allow", None, None)]  # a list is kept as a tuple
+    batch = SubjectBatch(**shared, rows=rows, epsilon=1)
+    assert batch.rows == (("s", "allow", None, None),)
+    assert batch.epsilon == 1.0
+    assert isinstance(batch.epsilon, float)
+    assert SubjectBatch(**shared, rows=()).drafts() == []
+    for change, match in [
+        ({"action": ""}, "action"),
+        ({"actor": 1}, "actor"),
+        ({"role": b"bank"}, "role"),
+        ({"resource": 1}, "resource"),
+        ({"purpose": 1}, "purpose"),
+        ({"epsilon": math.inf}, "finite"),
+        ({"epsilon": True}, "epsilon"),
+        ({"rows": [(1, "allow", None, None)]}, "subjects"),
+        ({"rows": [("s", "maybe", None, None)]}, "decision"),
+        ({"rows": [("s", "allow", 1, None)]}, "reason"),
+        ({"rows": [("s", "allow", None, b"x")]}, "digest"),
+        ({"rows": [("s", "allow", None)]}, "row"),
+        ({"rows": ["sxyz"]}, "row"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            SubjectBatch(**{**shared, "rows": rows, **change})
+
+
+def test_unencodable_text_in_a_batch_fails_before_writing():
+    for row in [("\ud800", "allow", None, None), ("s", "allow", "\udfff", None)]:
+        batch = SubjectBatch(
+            actor=None, role=None, action="q", resource=None, purpose=None, rows=[row]
+        )
+        with pytest.raises(ValueError):
+            seal_batch(batch, seq=1, ts=TS, prev_hash=ZERO_HASH)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+import audit.log
 from audit.checkpoint import verify_checkpoint
 from audit.errors import AuditCorrupted, AuditError, AuditWriteError
-from audit.events import ZERO_HASH, AuditEvent, record_hash
+from audit.events import ZERO_HASH, AuditEvent, SubjectBatch, record_hash
 from audit.log import CHECKPOINTS_FILE, EVENTS_FILE, AuditLog
 from audit.merkle import leaf_hash, root, verify_consistency, verify_inclusion
 from audit.timestamps import format_ts, parse_ts
@@ -251,6 +252,140 @@ def test_concurrent_appends_keep_one_chain(tmp_path):
     total = 6 * sum(1 + i % 3 for i in range(40))
     assert [r["seq"] for r in read_records(tmp_path)] == list(range(1, total + 1))
     assert verify_log(tmp_path).ok
+
+
+# --- per-subject batches --------------------------------------------------------------------
+
+MIXED = [
+    SubjectBatch(
+        actor="银行-1",
+        role="bank",
+        action="score",
+        resource='模型 "v2"\\',
+        purpose="授信 credit\n",
+        rows=[
+            ("91110000710939135X", "allow", None, "ab" * 32),
+            ("企业\u2028名称", "deny", "no_consent", None),
+            ("emoji 🚀 \x00 \t", "allow", "原因", ""),
+            ("91110000710939135X", "deny", None, "cd" * 32),
+            ("", "allow", "", None),
+        ],
+    ),
+    SubjectBatch(
+        actor=None,
+        role=None,
+        action="verify",
+        resource=None,
+        purpose=None,
+        rows=[(f"S{i % 3}", "allow" if i % 2 else "deny", None, None) for i in range(7)],
+        epsilon=0.5,
+    ),
+    SubjectBatch(actor="a", role="bank", action="score", resource=None, purpose="p", rows=[]),
+]
+
+
+def fixed_clock(monkeypatch) -> None:
+    """The same times for every run: two logs fed the same appends write the same bytes."""
+    ticks = itertools.count(1_800_000_000_000_000, 1_000)
+    monkeypatch.setattr(audit.log, "now_us", lambda: next(ticks))
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"subject": "91110000710939135X"},
+    {"subject": "企业\u2028名称"},
+    {"subject": ""},
+    {"subject": "S1"},
+    {"actor": "银行-1"},
+    {"actor": "bank-1"},
+    {"action": "verify"},
+    {"decision": "deny", "after_seq": 4},
+    {"since": "2027-01-15T08:00:00.005000Z", "until": "2027-01-15T08:00:00.008000Z"},
+]
+
+
+def write_batches(directory: Path, monkeypatch, *, per_subject: bool) -> dict[str, Any]:
+    """The MIXED batches between single events, on a fixed clock; what the log then says."""
+    fixed_clock(monkeypatch)
+    with AuditLog(directory, SIGNER, checkpoint_every=4) as log:
+        events = log.append([draft(1), draft(2)])
+        for batch in MIXED:
+            events += log.append_per_subject(batch) if per_subject else log.append(batch.drafts())
+        events += log.append([draft(3)])
+        return {
+            "events": events,
+            "root": log.root(),
+            "answers": [log.events(**query) for query in QUERIES],
+            "proofs": [log.inclusion_proof(e.seq) for e in events],
+            "reads": [log.get(e.seq) for e in events],
+        }
+
+
+def test_append_per_subject_writes_what_append_writes(tmp_path, monkeypatch):
+    fast = write_batches(tmp_path / "fast", monkeypatch, per_subject=True)
+    slow = write_batches(tmp_path / "slow", monkeypatch, per_subject=False)
+    assert fast == slow
+    events = fast["events"]
+    assert len(events) == 2 + 5 + 7 + 1
+    assert fast["reads"] == events
+    assert all(fast["answers"]), "every query finds something"
+    for name in (EVENTS_FILE, CHECKPOINTS_FILE):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes()
+    assert read_records(tmp_path / "fast") == [e.to_dict() for e in events]
+    assert verify_log(tmp_path / "fast").ok
+    with AuditLog(tmp_path / "fast") as reopened:
+        assert (reopened.size, reopened.head, reopened.root()) == (
+            len(events),
+            events[-1].hash,
+            fast["root"],
+        )
+        assert [reopened.events(**query) for query in QUERIES] == fast["answers"]
+        assert [cp.size for cp in reopened.checkpoints()] == [7, 14, 15]
+
+
+def test_a_batch_that_cannot_be_encoded_writes_nothing(tmp_path):
+    log = AuditLog(tmp_path, SIGNER, checkpoint_every=1)
+    log.append([draft(1)])
+    before = (log.size, log.head, log.root(), log.checkpoints(), read_records(tmp_path))
+    bad = SubjectBatch(
+        actor="a",
+        role="bank",
+        action="score",
+        resource=None,
+        purpose=None,
+        rows=[("fine", "allow", None, None), ("\ud800", "allow", None, None)],
+    )
+    with pytest.raises(ValueError):
+        log.append_per_subject(bad)
+    assert (log.size, log.head, log.root(), log.checkpoints(), read_records(tmp_path)) == before
+    assert log.events(subject="fine") == []
+    (event,) = log.append_per_subject(
+        SubjectBatch(**{**vars_of(bad), "rows": [("fine", "allow", None, None)]})
+    )
+    assert event.seq == 2
+    log.close()
+    assert verify_log(tmp_path).ok
+
+
+def vars_of(batch: SubjectBatch) -> dict[str, Any]:
+    return {name: getattr(batch, name) for name in SubjectBatch.__dataclass_fields__}
+
+
+def test_reopening_reads_the_log_in_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit.log, "_LOAD_RUN", 3)
+    with AuditLog(tmp_path, SIGNER, checkpoint_every=5) as log:
+        events = log.append([draft(i) for i in range(8)])
+        for i in range(4):
+            events += log.append([draft(i, subjects=("X", "Y", "X"))])
+        events += log.append_per_subject(MIXED[1])
+        queries = [{"subject": "X"}, {"actor": "bank-2"}, {"decision": "deny"}, {"action": "query"}]
+        answers = [log.events(**q) for q in queries]
+        root_before = log.root()
+    with AuditLog(tmp_path, SIGNER) as log:
+        assert (log.size, log.head, log.root()) == (len(events), events[-1].hash, root_before)
+        assert [log.events(**q) for q in queries] == answers
+        assert [log.get(e.seq) for e in events] == events
+        for m in range(1, len(events) + 1):
+            assert log.root(m) == root(leaves_of(events[:m])).hex()
 
 
 # --- crashes and failures --------------------------------------------------------------------

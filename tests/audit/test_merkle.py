@@ -188,3 +188,31 @@ def test_random_sizes(n, data):
         assert root(forged[:m]) != tree.root(m)
         proof = consistency_proof(forged, m)
         assert not verify_consistency(m, n, tree.root(m), root(forged), proof)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 70), max_size=8))
+def test_extend_builds_the_tree_append_builds(batch_sizes):
+    d = leaves(sum(batch_sizes))
+    one_by_one, in_batches = MerkleTree(), MerkleTree()
+    start = 0
+    for n in batch_sizes:
+        for leaf in d[start : start + n]:
+            one_by_one.append(leaf)
+        in_batches.extend(d[start : start + n])
+        start += n
+        assert in_batches.root() == one_by_one.root() == root(d[:start])
+    for m in range(start + 1):
+        assert in_batches.root(m) == one_by_one.root(m)
+        assert in_batches.consistency_proof(m) == one_by_one.consistency_proof(m)
+    for index in range(start):
+        assert in_batches.inclusion_proof(index) == one_by_one.inclusion_proof(index)
+
+
+def test_extend_refuses_a_bad_leaf_and_changes_nothing():
+    tree = MerkleTree(leaves(5))
+    with pytest.raises(ValueError):
+        tree.extend([*leaves(3), b"short"])
+    assert tree.root() == root(leaves(5))
+    tree.extend(leaves(7)[5:])
+    assert tree.root() == root(leaves(7))
