@@ -6,7 +6,9 @@ Cut points are rounded training quantiles, so a bin label reads like a policy th
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +17,8 @@ from models.features import OTHER, Feature
 
 MISSING = "missing"
 MAX_DIGITS = 15
+FEW_CODES = 10  # categorical bins assigned by comparisons, as numeric ones; more are clipped
+EXACT_INTEGERS = 2.0**53  # every integer up to this size is a float64
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,28 @@ class Bins:
 
     def assign(self, values: NDArray[np.float64]) -> NDArray[np.intp]:
         """The bin of each value (codes for categorical features, as `FeatureEncoder` gives)."""
+        return self.assign_narrow(values).astype(np.intp, copy=False)
+
+    def assign_narrow(self, values: NDArray[np.float64]) -> NDArray[np.int8] | NDArray[np.intp]:
+        """`assign`, in bytes where every bin fits one (up to 128 bins): an eighth of the memory
+        for the training rows' bins, and the byte sums below."""
         missing = np.isnan(values)
-        if self.feature.categorical:
-            codes = np.where(missing, 0, values)
-            index = np.clip(codes, 0, self.count - 2).astype(np.intp)
-        else:
-            index = np.searchsorted(self.cuts, values, side="right").astype(np.intp)
-        index[missing] = self.count - 1
-        return index
+        last = self.count - 1
+        if self.feature.categorical and last > FEW_CODES:
+            return np.where(missing, last, np.clip(values, 0, last - 1)).astype(np.intp)
+        # A category's code is the number of codes 1, 2, … at or below it, clipped as above.
+        cuts = np.arange(1.0, last) if self.feature.categorical else self.cuts
+        if last > np.iinfo(np.int8).max:
+            index = np.searchsorted(cuts, values, side="right")
+            index[missing] = last
+            return index
+        # The bin is the number of cuts at or below the value (as `searchsorted` counts them):
+        # a pass per cut over the values, summed in bytes, beats a binary search per value up to
+        # a hundred cuts. NaN is at or above no cut: a missing value stays in the missing bin.
+        bin_: NDArray[np.int8] = missing.view(np.int8) * np.int8(last)
+        for cut in cuts:
+            np.add(bin_, values >= cut, out=bin_)
+        return bin_
 
 
 def fit_bins(feature: Feature, values: NDArray[np.float64], bins: int) -> Bins:
@@ -55,8 +73,8 @@ def fit_bins(feature: Feature, values: NDArray[np.float64], bins: int) -> Bins:
 
 
 def quantile_cuts(present: NDArray[np.float64], bins: int, dates: bool) -> NDArray[np.float64]:
-    """Cut points at the training quantiles of the present values, rounded for reading."""
-    distinct = np.unique(present)
+    """Cut points at the training quantiles of the present values (no NaN), rounded for reading."""
+    distinct = distinct_values(present)
     if distinct.size < 2:
         return np.empty(0)
     quantiles = np.quantile(present, np.arange(1, bins) / bins)
@@ -65,6 +83,26 @@ def quantile_cuts(present: NDArray[np.float64], bins: int, dates: bool) -> NDArr
     position = np.searchsorted(distinct, quantiles, side="right")
     raw = np.unique(distinct[position[position < distinct.size]])
     return readable(raw, distinct[0], distinct[-1], dates)
+
+
+def distinct_values(present: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`np.unique(present)`; counted rather than sorted when the values are whole numbers in a
+    range narrower than their number (counts, months, flags: most of a scorecard's features),
+    ~20x faster at 700,000 values."""
+    if present.size == 0:
+        return present
+    low, high = float(present.min()), float(present.max())
+    if (-EXACT_INTEGERS <= low and high <= EXACT_INTEGERS and low == math.floor(low)
+            and high - low < present.size):
+        code = (present - low).astype(np.intp)
+        # Whole numbers only (checked on the values themselves: a tiny fraction vanishes in
+        # the subtraction), and no -0.0 (np.unique keeps whichever zero sorts first).
+        if (np.array_equal(code.astype(np.float64) + low, present)
+                and not np.signbit(present[present == 0]).any()):
+            occupied = np.flatnonzero(np.bincount(code, minlength=int(high - low) + 1))
+            distinct: NDArray[np.float64] = occupied.astype(np.float64) + low
+            return distinct
+    return np.unique(present)
 
 
 def readable(
@@ -106,15 +144,23 @@ def format_cut(cut: float, dates: bool) -> str:
 
 
 def weights_of_evidence(
-    index: NDArray[np.intp], count: int, label: NDArray[np.int8]
+    index: NDArray[np.integer[Any]],
+    count: int,
+    label: NDArray[np.int8],
+    weight: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float64]:
     """WOE per bin, ln(share of goods / share of bads): positive where borrowers repay more.
+    `weight`, if given, is how many training rows each (bin, label) entry stands for.
 
     Laplace smoothing towards the overall odds (one pseudo-bad and G/B pseudo-goods per bin) keeps
     an empty bin at 0, the population odds, instead of ±inf.
     """
-    bads = np.bincount(index, weights=label, minlength=count)
-    goods = np.bincount(index, minlength=count) - bads
+    if weight is None:
+        bads = np.bincount(index, weights=label, minlength=count)
+        goods = np.bincount(index, minlength=count) - bads
+    else:  # whole numbers summed as floats: exactly the counts above, row by row
+        bads = np.bincount(index, weights=label * weight, minlength=count)
+        goods = np.bincount(index, weights=weight, minlength=count) - bads
     odds = goods.sum() / bads.sum()
     woe: NDArray[np.float64] = np.log((goods + odds) / (bads + 1.0)) - np.log(odds)
     return woe

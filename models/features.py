@@ -6,7 +6,7 @@ String categories are learned on the training rows and applied unchanged when sc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
@@ -75,7 +75,11 @@ def as_strings(column: Any) -> Any:
 
 def float_values(column: Any) -> NDArray[np.float64]:
     """Arrow nulls become NaN; so do infinities, which no bin or split can place."""
-    values = np.asarray(pc.cast(column, pa.float64()).to_numpy(), dtype=np.float64)
+    floats = pc.cast(column, pa.float64())
+    if floats.null_count:
+        # Filled by Arrow, the column has no nulls left and numpy can view it without a copy.
+        floats = pc.fill_null(floats, math.nan)
+    values = np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)
     finite = np.isfinite(values)
     # Arrow's zero-copy view is read-only: replace the array rather than write into it.
     return values if finite.all() else np.where(finite, values, np.nan)
@@ -170,11 +174,17 @@ class FeatureEncoder:
 
     def matrix(self, table: pa.Table) -> NDArray[np.float64]:
         """Rows × features, as floats (see `read_column`), in training order."""
-        self.check_columns(table)
+        columns = self.columns(table)
         out = np.empty((table.num_rows, len(self.features)), dtype=np.float64)
-        for j, feature in enumerate(self.features):
-            out[:, j] = read_column(feature, table.column(feature.name))
+        for j, column in enumerate(columns):
+            out[:, j] = column
         return out
+
+    def columns(self, table: pa.Table) -> Iterator[NDArray[np.float64]]:
+        """The columns of `matrix`, one array each (possibly read-only), read as they are asked
+        for: a template that works column by column needs no row-major copy."""
+        self.check_columns(table)
+        return (read_column(f, table.column(f.name)) for f in self.features)
 
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """What custom code gets: float columns (bools 0/1, dates as days since 1970-01-01) and

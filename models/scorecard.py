@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -40,30 +40,30 @@ class Scorecard:
     intercept: float
     scaling: Scaling
 
-    def bin_index(self, matrix: NDArray[np.float64]) -> NDArray[np.intp]:
-        index = np.empty(matrix.shape, dtype=np.intp)
-        for j, characteristic in enumerate(self.characteristics):
-            index[:, j] = characteristic.bins.assign(matrix[:, j])
-        return index
-
     def score(self, table: pa.Table, reasons: int) -> Scored:
-        index = self.bin_index(self.encoder.matrix(table))
-        woe = np.empty(index.shape, dtype=np.float64)
-        points = np.empty(index.shape, dtype=np.int64)
-        for j, characteristic in enumerate(self.characteristics):
-            woe[:, j] = characteristic.woe[index[:, j]]
-            points[:, j] = characteristic.points[index[:, j]]
+        rows, width = table.num_rows, len(self.characteristics)
+        woe = np.empty((rows, width), dtype=np.float64)
+        total = np.zeros(rows, dtype=np.int64)
+        index = np.empty((rows, width), dtype=np.intp) if reasons else None
+        # Column by column, as the features are read: no row-major matrix of them.
+        pairs = zip(self.characteristics, self.encoder.columns(table), strict=True)
+        for j, (characteristic, values) in enumerate(pairs):
+            bins = characteristic.bins.assign(values)
+            woe[:, j] = characteristic.woe[bins]
+            total += characteristic.points[bins]
+            if index is not None:
+                index[:, j] = bins
         logit = self.intercept + woe @ self.coef
         # exp(-log(1 + e^-x)): the logistic function without overflow for any logit.
         probability = np.exp(-np.logaddexp(0.0, -logit))
-        total = points.sum(axis=1)
-        if reasons == 0:
+        if index is None:
             return Scored(probability, total, no_reasons(len(total)))
         # Reason codes: the characteristics where the applicant lost most against the best
         # attribute of that characteristic.
-        best = np.array([c.points.max() for c in self.characteristics], dtype=np.int64)
-        lost = (best - points).astype(np.float64)
         label_ids = index + self.label_offsets()
+        lost = np.concatenate(
+            [(c.points.max() - c.points).astype(np.float64) for c in self.characteristics]
+        )[label_ids]
         return Scored(probability, total, top_reasons(lost, label_ids, self.labels(), reasons))
 
     def label_offsets(self) -> NDArray[np.intp]:
@@ -90,13 +90,21 @@ def fit_scorecard(
 
     `seed` is taken for a uniform signature only: binning and lbfgs involve no randomness.
     """
-    bins = [fit_bins(f, matrix[:, j], params["bins"]) for j, f in enumerate(encoder.features)]
-    index = np.column_stack([b.assign(matrix[:, j]) for j, b in enumerate(bins)])
-    woes = [weights_of_evidence(index[:, j], b.count, label) for j, b in enumerate(bins)]
+    bins, columns = [], []
+    for j, feature in enumerate(encoder.features):
+        values = np.ascontiguousarray(matrix[:, j])  # one copy instead of strided passes
+        bins.append(fit_bins(feature, values, params["bins"]))
+        columns.append(bins[j].assign_narrow(values))
+    index = cast(NDArray[np.integer[Any]], np.array(columns).T)  # column-major: read by column
     # The design has few distinct rows (one WOE per bin). scikit-learn's lbfgs minimises
     # Σ w·loss / Σ w + |coef|² / (2·C·Σ w), so each distinct (bins, label) once, weighted by its
     # count, is the objective of every training row, at a fraction of the cost per iteration.
     rows, counts = distinct_rows(index, [b.count for b in bins], label)
+    # The same counts give each bin's goods and bads: the WOE without another pass over the rows.
+    woes = [
+        weights_of_evidence(index[rows, j], b.count, label[rows], counts)
+        for j, b in enumerate(bins)
+    ]
     design = np.column_stack([woe[index[rows, j]] for j, woe in enumerate(woes)])
     regression = LogisticRegression(C=params["C"], max_iter=1000)  # lbfgs: no randomness
     regression.fit(design, label[rows], sample_weight=counts)
@@ -111,7 +119,7 @@ def fit_scorecard(
 
 
 def distinct_rows(
-    index: NDArray[np.intp], counts: Sequence[int], label: NDArray[np.int8]
+    index: NDArray[np.integer[Any]], counts: Sequence[int], label: NDArray[np.int8]
 ) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
     """One row of each distinct combination of bins (`index`, `counts` bins per column) and
     label, and how many rows have that combination.
