@@ -92,7 +92,7 @@ def distinct_values(present: NDArray[np.float64]) -> NDArray[np.float64]:
     if present.size == 0:
         return present
     low, high = float(present.min()), float(present.max())
-    if (-EXACT_INTEGERS <= low and high <= EXACT_INTEGERS and low == math.floor(low)
+    if (low >= -EXACT_INTEGERS and high <= EXACT_INTEGERS and low == math.floor(low)
             and high - low < present.size):
         code = (present - low).astype(np.intp)
         # Whole numbers only (checked on the values themselves: a tiny fraction vanishes in

@@ -170,9 +170,9 @@ def _labels(frame: pa.Table, label: str) -> tuple[pa.Table, np.ndarray] | str:
     if column.null_count:
         frame = frame.filter(pc.is_valid(column))
     values = frame.column(label).to_numpy(zero_copy_only=False).astype(np.float64)
-    if not np.isin(values, (0, 1)).all():
+    if not ((values == 0) | (values == 1)).all():
         return "the label must hold only 0/1 or true/false"
-    if len(np.unique(values)) < 2:
+    if values.size == 0 or values.min() == values.max():
         return "the label has a single class"
     return frame, values.astype(np.int8)
 
