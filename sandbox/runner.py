@@ -65,15 +65,15 @@ class BubblewrapRunner:
         )
         self.spares = SpareJails(self.config)
 
-    def keep_spare(self, limits: JailLimits, preload: Sequence[str] = ()) -> None:
-        """Keep a jail started ahead for jobs with these limits, `preload` modules imported.
+    def keep_spare(self, limits: JailLimits, preload: Sequence[str] = (), count: int = 1) -> None:
+        """Keep `count` jails started ahead for jobs with these limits, `preload` imported.
 
         Each spare still serves one job only; it just saves that job the wait (bwrap's start,
         and the preloaded imports: ~1.1 s for scikit-learn). Call `close()` to stop them.
         """
         for name in preload:
             check_entry(f"{name}:_")
-        self.spares.keep(limits, tuple(preload))
+        self.spares.keep(limits, tuple(preload), count)
 
     def close(self) -> None:
         self.spares.close()

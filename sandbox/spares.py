@@ -18,67 +18,74 @@ STARTING_S = 10.0  # how long a job waits for a spare being started before it st
 
 
 class SpareJails:
-    """One started, idle once-mode jail per registered `JailLimits`, each with modules preloaded.
+    """Started, idle once-mode jails per registered `JailLimits` (`count` of them), each with
+    modules preloaded.
 
-    `take(limits)` hands the spare out (None: start cold); `replenish(limits)`, called as soon as
-    it is taken, orders the next. Its imports run at SCHED_IDLE (bootstrap.preload), so they
+    `take(limits)` hands a spare out (None: start cold); `replenish(limits)`, called as soon as
+    one is taken, orders the next. Its imports run at SCHED_IDLE (bootstrap.preload), so they
     never compete with the running job for CPU (at normal priority they slowed a job 1.5-2x on
-    2 cores), yet a job sent right after finds its spare ready. The price: while every core is
-    busy, a spare's imports wait, and a job that takes it waits with them until a core frees
-    up. Jails are started on the
-    keeper's own thread, which lives until `close()`: bwrap's --die-with-parent follows the
-    thread that started it.
+    2 cores). Two kept ready serve a job sent right after another (the next spare's imports
+    take ~1.1 s of CPU, more than a short job). The price: while every core is busy, a spare's
+    imports wait, and a job that takes it waits with them until a core frees up. Jails are
+    started on the keeper's own thread, which lives until `close()`: bwrap's
+    --die-with-parent follows the thread that started it.
     """
 
     def __init__(self, config: JailConfig) -> None:
         self._config = config
-        self._preload: dict[JailLimits, tuple[str, ...]] = {}
-        self._ready: dict[JailLimits, JailProcess] = {}
-        self._pending: set[JailLimits] = set()
+        self._kept: dict[JailLimits, tuple[tuple[str, ...], int]] = {}  # preload, count
+        self._ready: dict[JailLimits, list[JailProcess]] = {}
+        self._pending: dict[JailLimits, int] = {}  # being started
         self._wanted: queue.SimpleQueue[JailLimits | None] = queue.SimpleQueue()
         self._changed = threading.Condition()  # guards all of this state; notified on changes
         self._closed = False
         self._keeper: threading.Thread | None = None
 
-    def keep(self, limits: JailLimits, preload: tuple[str, ...]) -> None:
-        """From now on keep a spare for jobs with exactly these limits."""
+    def keep(self, limits: JailLimits, preload: tuple[str, ...], count: int = 1) -> None:
+        """From now on keep `count` spares for jobs with exactly these limits."""
         with self._changed:
             if self._closed:
                 return
-            self._preload[limits] = tuple(preload)
+            self._kept[limits] = (tuple(preload), max(1, count))
             if self._keeper is None:
                 self._keeper = threading.Thread(target=self._keep, name="spare-jails", daemon=True)
                 self._keeper.start()
         self.replenish(limits)
 
-    def ready(self, limits: JailLimits) -> bool:
-        """Whether a spare for these limits is started and waiting."""
+    def ready(self, limits: JailLimits) -> int:
+        """How many spares for these limits are started and waiting."""
         with self._changed:
-            return limits in self._ready
+            return len(self._ready.get(limits, ()))
 
     def take(self, limits: JailLimits) -> JailProcess | None:
-        """The spare for these limits if there is one (waiting for one being started: it has a
+        """A spare for these limits if there is one (waiting for one being started: it has a
         head start on a cold jail); None if there is none, or it died while it waited."""
         with self._changed:
             self._changed.wait_for(
-                lambda: self._closed or limits not in self._pending, timeout=STARTING_S
+                lambda: self._closed or self._ready.get(limits)
+                or not self._pending.get(limits), timeout=STARTING_S
             )
             if self._closed:
                 return None
-            process = self._ready.pop(limits, None)
+            waiting = self._ready.get(limits)
+            process = waiting.pop(0) if waiting else None
         if process is not None and process.exited():
             process.finish()  # killed from outside while it waited: start cold instead
             return None
         return process
 
     def replenish(self, limits: JailLimits) -> None:
-        """Start a spare for these limits if they are kept and none is ready or starting."""
+        """Start spares for these limits until `count` are ready or starting."""
         with self._changed:
-            if (self._closed or limits not in self._preload
-                    or limits in self._pending or limits in self._ready):
+            if self._closed or limits not in self._kept:
                 return
-            self._pending.add(limits)
-        self._wanted.put(limits)
+            _, count = self._kept[limits]
+            missing = count - len(self._ready.get(limits, ())) - self._pending.get(limits, 0)
+            if missing <= 0:
+                return
+            self._pending[limits] = self._pending.get(limits, 0) + missing
+        for _ in range(missing):
+            self._wanted.put(limits)
 
     def _keep(self) -> None:
         while (limits := self._wanted.get()) is not None:
@@ -86,17 +93,17 @@ class SpareJails:
                 break
             try:
                 process: JailProcess | None = JailProcess(
-                    self._config, limits, "once", self._preload[limits]
+                    self._config, limits, "once", self._kept[limits][0]
                 )
             except Exception as exc:  # any failure: no spare this time, never a dead keeper
-                # The next job starts cold (and reports the failure); its end asks again.
+                # The next job starts cold (and reports the failure); its start asks again.
                 log.warning("a spare jail could not start (%s)", type(exc).__name__)
                 process = None
             with self._changed:
-                self._pending.discard(limits)
+                self._pending[limits] -= 1
                 late = self._closed
                 if process is not None and not late:
-                    self._ready[limits] = process
+                    self._ready.setdefault(limits, []).append(process)
                 self._changed.notify_all()
             if process is not None and late:  # closed while it started
                 process.kill("closed")
@@ -111,7 +118,8 @@ class SpareJails:
         """Kill the idle spares and stop the keeper; idempotent."""
         with self._changed:
             self._closed = True
-            idle, self._ready = list(self._ready.values()), {}
+            idle = [p for waiting in self._ready.values() for p in waiting]
+            self._ready = {}
             keeper = self._keeper
             self._changed.notify_all()
         self._wanted.put(None)

@@ -65,7 +65,7 @@ def test_other_limits_start_cold_without_the_preload(spare_runner):
 
 def test_a_spare_killed_while_waiting_is_replaced_and_the_job_still_runs(spare_runner):
     wait_for_spare(spare_runner)
-    victim = spare_runner.spares._ready[TEST_LIMITS]
+    victim = spare_runner.spares._ready[TEST_LIMITS][0]
     os.killpg(victim.popen.pid, signal.SIGKILL)
     victim.wait(10)
     result = run_code(spare_runner, LOOK)
@@ -117,3 +117,22 @@ def test_the_next_spare_starts_with_the_job_and_preloads_at_idle_priority(spare_
     assert result.ok, result.error
     # Imported at idle priority, so it took no CPU from the job; the job itself runs normally.
     assert result.values == {"preload": os.SCHED_IDLE, "job": os.SCHED_OTHER}
+
+
+def test_two_kept_serve_two_jobs_back_to_back_with_their_imports_done(model_package: Path):
+    runner = BubblewrapRunner(import_roots=[model_package])
+    try:
+        runner.keep_spare(TEST_LIMITS, preload=("toymodels.entry",), count=2)
+        deadline = time.monotonic() + 30
+        while runner.spares.ready(TEST_LIMITS) < 2:
+            assert time.monotonic() < deadline, "two spares did not start"
+            time.sleep(0.02)
+        time.sleep(1)  # their imports
+        first, second = run_code(runner, LOOK), run_code(runner, LOOK)
+        assert first.values == second.values == {"preloaded": True, "tmp": []}
+        while runner.spares.ready(TEST_LIMITS) < 2:  # and both are replaced
+            assert time.monotonic() < deadline + 30, "the spares were not replaced"
+            time.sleep(0.02)
+    finally:
+        runner.close()
+    assert jail_processes() == []
