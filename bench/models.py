@@ -19,8 +19,8 @@ Run: `.venv/bin/python bench/models.py [--rows 200000,1000000] [--runs 3] [--bat
   the metrics, sealing the model), and the jail taken apart with runs of its own (a bare jail, a
   jail importing the templates, a jail receiving the same tables); `ScoringService.score` with its
   phases timed the same way.
-- the floor (its own process): the same five frames in pandas, joined with `merge`, rows in the
-  order SafeRoom's join gave (so the seeded stratified split is the very same), then plain
+- the floor (its own process): the same five frames in pandas, joined with `merge`, rows in
+  SafeRoom's order, by subject code (so the seeded stratified split is the very same), then plain
   scikit-learn: HistGradientBoostingClassifier with the template's defaults, or the template's
   WOE binning (`models.binning`) + LogisticRegression done plainly; time = split + fit + predict.
   Also the template code itself in process (`models.entry.train`, what the jail runs, without
@@ -267,7 +267,7 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "model_id": rounds[-1].get("model_id")}
 
 
-def interleaved(base: Path, data: Path, keys: Path, setup: dict[str, Any],
+def interleaved(base: Path, data: Path, setup: dict[str, Any],
                 args: argparse.Namespace, subjects: list[str]) -> dict[str, Any]:
     """Rounds of (an HTTP job per template, then the floor in a fresh process), so a burst of
     someone else's load on the shared machine falls on both; then scoring over HTTP."""
@@ -284,7 +284,7 @@ def interleaved(base: Path, data: Path, keys: Path, setup: dict[str, Any],
             for template in TEMPLATES:
                 http_rounds[template].append(http_job(server, bank, template))
             floor_rounds.append(run_worker(
-                "floor", ["--data", str(data), "--keys", str(keys), "--batch", str(args.batch),
+                "floor", ["--data", str(data), "--batch", str(args.batch),
                           "--batch-runs", str(args.batch_runs)],
                 base / f"floor{r}.json", base / f"floor{r}.log"))
         out["train"] = {t: merge_rounds(http_rounds[t]) for t in TEMPLATES}
@@ -331,8 +331,6 @@ def inprocess_subjects(args: argparse.Namespace) -> int:
 def worker_inprocess(args: argparse.Namespace) -> None:
     """JobService.submit + run_one and ScoringService.score on the room the server left, timed
     by phase; the jail taken apart with runs of its own."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     import models.artifact as models_artifact
     import models.entry as models_entry
@@ -362,7 +360,6 @@ def worker_inprocess(args: argparse.Namespace) -> None:
     service = JobService(room, engine, runner)  # no worker thread: run_one is called here
     bank = Principal(context["bank_id"], "bank", "洛阳银行")
     report: dict[str, Any] = {"train": {}, "score": {}}
-    keys_written = False
     try:
         for template in TEMPLATES:
             print(f"  in process: {template} …", file=sys.stderr)
@@ -376,16 +373,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                 captured["job"], captured["result"] = job, result
                 return result
 
-            original_frame = jobs_module.real_frame
-
-            def frame_capture(*a: Any, captured: dict[str, Any] = captured,
-                              original_frame: Any = original_frame, **k: Any) -> Any:
-                frame = original_frame(*a, **k)
-                captured["keys"] = frame.column("__key")
-                return frame
-
             runner.run = run_capture  # type: ignore[method-assign]
-            jobs_module.real_frame = frame_capture  # type: ignore[assignment]
             phases.wrap(jobs_module, "resolve", "resolve + decide")
             phases.wrap(jobs_module, "decide", "resolve + decide")
             phases.wrap(jobs_module, "real_frame", "join (real_frame)")
@@ -423,11 +411,7 @@ def worker_inprocess(args: argparse.Namespace) -> None:
                 phases.restore()
                 if "run" in vars(runner):
                     del runner.run
-                jobs_module.real_frame = original_frame  # type: ignore[assignment]
             rss = peak_mb()
-            if not keys_written:
-                pq.write_table(pa.table({"uscc": captured["keys"]}), Path(args.keys))
-                keys_written = True
             med = phases.medians()
             # Derived phases: what train() does around the jail; what run_one does besides.
             med["labels + split + take"] = (med["train()"] - med["jail run"]
@@ -576,7 +560,6 @@ def worker_floor(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.parquet as pq
     import sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -611,10 +594,8 @@ def worker_floor(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     joined = join()
     join_s = time.perf_counter() - t
-    keys = pq.read_table(args.keys).column("uscc").to_pylist() if args.keys else None
-    if keys is not None and len(keys) == len(joined):
-        # SafeRoom's row order, so the seeded split picks the very same rows.
-        joined = joined.set_index("uscc").loc[keys].reset_index()
+    # SafeRoom's row order (by subject code), so the seeded split picks the very same rows.
+    joined = joined.sort_values("uscc", kind="stable", ignore_index=True)
     y = joined["default_12m"].to_numpy(dtype=np.int8)
 
     def matrix(frame: pd.DataFrame) -> Any:
@@ -734,7 +715,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (data, logs, JSON)")
     ap.add_argument("--worker", choices=["floor", "inprocess"], help=argparse.SUPPRESS)
-    for hidden in ("--data", "--room", "--context", "--keys", "--out"):
+    for hidden in ("--data", "--room", "--context", "--out"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -765,13 +746,12 @@ def main() -> None:
                             subjects)
             context = base / "context.json"
             context.write_text(json.dumps({"bank_id": setup["bank_id"]}))
-            keys = base / "keys.parquet"
             inproc = run_worker("inprocess", ["--data", str(data), "--room", str(base / "room"),
-                                              "--context", str(context), "--keys", str(keys),
+                                              "--context", str(context),
                                               *common], base / "inprocess.json",
                                 base / "inprocess.log")
             loads.append(os.getloadavg()[0])
-            both = interleaved(base, data, keys, setup, args, subjects)
+            both = interleaved(base, data, setup, args, subjects)
             loads.append(os.getloadavg()[0])
             http = {"train": both["train"], "score": both["score"], "setup_s": setup["setup_s"]}
             floor = both["floor"]

@@ -96,7 +96,7 @@ class JobService:
             decision.raise_if_denied()
         check_size(job, self._engine.frame(
             {job.label.dataset: self._source(job, job.label.dataset)}, [job.label],
-            base=job.label.dataset))
+            base=job.label.dataset, marks=False))
         status: Status = "pending_review" if decision.code == "review_required" else "queued"
         record = Job(
             id=new_id("job"), bank_id=principal.id, purpose=request.purpose,

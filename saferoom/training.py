@@ -134,7 +134,7 @@ def real_frame(engine: DuckDBEngine, job: ResolvedJob) -> pa.Table:
     """Features and label, one row per labelled subject of the bank's dataset."""
     sources = {n: (SourceVersion(d.id, n, d.version), job.schema(n))
                for n, d in job.records.items()}
-    return engine.frame(sources, [*job.features, job.label], base=job.label.dataset)
+    return engine.frame(sources, [*job.features, job.label], base=job.label.dataset, marks=False)
 
 
 def check_size(job: ResolvedJob, frame: pa.Table) -> None:

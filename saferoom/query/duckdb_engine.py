@@ -203,13 +203,14 @@ class DuckDBEngine:
         *,
         base: str | None = None,
         subjects: Sequence[str] | None = None,
+        marks: bool = True,
     ) -> pa.Table:
         """Row-level columns of several datasets side by side, one row per subject.
 
         Only for code that stays in the room (training and scoring in a jail). Rows come from
         `base` (every subject it holds, ordered by subject code) or from `subjects` (in that
         order); other datasets contribute their first row per subject, or nulls where they
-        hold none. Columns are named "dataset.field"; `__key` is the subject and
+        hold none. Columns are named "dataset.field"; with `marks`, `__key` is the subject and
         `__in_<dataset>` says whether that dataset holds a row about it.
         """
         con = self._db.cursor()
@@ -220,23 +221,25 @@ class DuckDBEngine:
                 if table not in self._by_subject:
                     self._by_subject[table] = SubjectColumns(con, table)
                 by_subject[n] = self._by_subject[table]
+        out: dict[str, pa.Array] = {}
         if subjects is not None:
             sids = self._sids_of(con, subjects)
-            key: pa.Array = pa.array(subjects, pa.string())
+            if marks:
+                out["__key"] = pa.array(subjects, pa.string())
         else:
             assert base is not None
             with self._lock:
-                key = by_subject[base].column(con, sources[base][1].key)
                 order = by_subject[base].key_order(con, sources[base][1].key)
+                if marks:
+                    out["__key"] = by_subject[base].column(con, sources[base][1].key)
             sids = by_subject[base].sids
-        out: dict[str, pa.Array] = {"__key": key}
         rows = {n: by_subject[n].rows_of(sids) for n in sources}
         for c in columns:
             with self._lock:
                 values = by_subject[c.dataset].column(con, c.column)
             whole = subjects is None and c.dataset == base
             out[f"{c.dataset}.{c.column}"] = values if whole else gathered(values, rows[c.dataset])
-        for n in sources:
+        for n in sources if marks else ():
             out[f"__in_{n}"] = pa.array(rows[n] >= 0)
         # Gathered in subject-id order (near-sequential reads), reordered once at the end.
         return pa.table(out) if subjects is not None else pa.table(out).take(order)

@@ -78,6 +78,10 @@ def test_a_base_frame_is_every_subject_of_the_base_in_code_order(qroom: QueryRoo
             None if pd.isna(v) else v for v in want[name].astype(object)], name
     # Cached columns serve the next frame the same.
     assert engine.frame(sources, COLUMNS, base="outcomes").equals(got)
+    # Without the marks (training needs no key or presence flags): the same rows.
+    bare = engine.frame(sources, COLUMNS, base="outcomes", marks=False)
+    assert bare.column_names == [f"{c.dataset}.{c.column}" for c in COLUMNS]
+    assert bare.equals(got.select(bare.column_names))
 
 
 def test_a_subject_frame_keeps_the_callers_order_with_nulls_for_unknown_codes(
