@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from policies.budget import CITY_TIME
@@ -60,18 +61,27 @@ class ScoreLedger:
               decide: Any) -> list[Decision]:
         day = now.astimezone(CITY_TIME).date()
         with self._state.transaction(keeps_datasets=True) as con:
-            # The batch as one list parameter: binding 10,000 `?` took ~0.1 s, this ~0.01 s.
-            rows = con.execute(
-                "SELECT subject, n FROM score_counts WHERE bank_id = ? AND day = ? "
-                "AND subject = ANY(?::VARCHAR[])", [bank_id, day, list(subjects)]).fetchall()
+            # The batch as a registered Arrow table, joined: binding 10,000 `?` took ~0.1 s, a
+            # list parameter ~0.01 s, this a few ms.
+            con.register("batch", pa.table({"subject": pa.array(subjects, pa.string())}))
+            try:
+                rows = con.execute(
+                    "SELECT c.subject, c.n FROM score_counts c SEMI JOIN batch b "
+                    "ON b.subject = c.subject WHERE c.bank_id = ? AND c.day = ?",
+                    [bank_id, day]).fetchall()
+            finally:
+                con.unregister("batch")
             today = dict(rows)
             decisions: list[Decision] = [decide(s, today.get(s, 0)) for s in subjects]
             scored = [s for s, d in zip(subjects, decisions, strict=True) if d.allowed]
             if scored:
                 # One statement for the batch: a row-by-row executemany costs ms per subject.
-                con.execute(
-                    "INSERT INTO score_counts SELECT ?, unnest(?::VARCHAR[]), ?, 1 "
-                    "ON CONFLICT DO UPDATE SET n = n + 1", [bank_id, scored, day])
+                con.register("scored", pa.table({"subject": pa.array(scored, pa.string())}))
+                try:
+                    con.execute("INSERT INTO score_counts SELECT ?, subject, ?, 1 FROM scored "
+                                "ON CONFLICT DO UPDATE SET n = n + 1", [bank_id, day])
+                finally:
+                    con.unregister("scored")
         return decisions
 
 
