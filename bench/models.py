@@ -9,7 +9,7 @@ Run: `.venv/bin/python bench/models.py [--rows 200000,1000000] [--runs 3] [--bat
   utilities.overdue_months, court_records.judgments; label loan_outcomes.default_12m.
 - SafeRoom over HTTP: a real server (`start_server`); four departments upload their datasets as
   Parquet with a `model` policy, the bank its outcomes, an admin-signed agreement; per template,
-  a first job then `--runs` jobs (3 s of idle room before each round), each timed from
+  a first job then `--runs` jobs (4 s of idle room after each round), each timed from
   `POST /v1/jobs` to the poll that sees `succeeded` (long polls, `?wait=30`); AUC from the
   job's metrics; the server's peak RSS.
   Then, server stopped, consents inserted in bulk (as bench/verify.py does), server restarted:
@@ -72,7 +72,7 @@ MODEL_POLICY = {"purposes": [TRAIN_PURPOSE, SCORE_PURPOSE], "custom_code_require
                 "max_scores_per_subject_per_day": 3}
 PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
 JAIL_THREADS = int(JAIL_ENV["OMP_NUM_THREADS"])
-IDLE_BEFORE_ROUND_S = 3.0
+IDLE_AFTER_ROUND_S = 4.0
 LOADS: list[float] = []  # 1-min load average, sampled after every job and worker
 BORROWER_SHARE = 0.29  # a little under the ~30.7% of firms synthetic.generate gives a loan
 
@@ -283,12 +283,13 @@ def interleaved(base: Path, data: Path, setup: dict[str, Any],
     try:
         for r in range(args.runs + 1):
             print(f"  round {r + 1} of {args.runs + 1}", file=sys.stderr)
-            # The room idle for a moment before a round, as between a modeler's sessions: the
-            # spare jails import at idle priority, and the floor just kept both cores busy.
-            # Within the round the boosting job follows the scorecard job at once.
-            time.sleep(IDLE_BEFORE_ROUND_S)
+            # Within a round the boosting job follows the scorecard job at once. Then the room
+            # is left idle for a moment, as between a modeler's sessions: it replaces its spare
+            # jails then (~1.5 s of CPU each), and neither the floor nor the next round should
+            # share the 2 cores with that.
             for template in TEMPLATES:
                 http_rounds[template].append(http_job(server, bank, template))
+            time.sleep(IDLE_AFTER_ROUND_S)
             floor_rounds.append(run_worker(
                 "floor", ["--data", str(data), "--batch", str(args.batch),
                           "--batch-runs", str(args.batch_runs)],

@@ -28,7 +28,7 @@ def start_runner() -> BubblewrapRunner | None:
     return runner
 
 
-# Two: a job sent right after a short one (a modeler trying both templates) finds one ready.
+# Two: a job sent right after another (a modeler trying both templates) finds one ready.
 # Each idle spare holds ~190 MB RSS (numpy, scipy, scikit-learn, pyarrow; libraries shared).
 TRAINING_SPARES = 2
 

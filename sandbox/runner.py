@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,10 @@ PROBE_LIMITS = JailLimits(
 JAIL_ENV_NAMES = {*JAIL_ENV, "PWD"}  # bwrap sets PWD from --chdir
 
 
+# How long no job must have run before spares are replaced.
+REPLENISH_WHEN_IDLE_S = 1.0
+
+
 class Runner(Protocol):
     """Runs one job in a jail. The seam a cluster scheduler can implement later."""
 
@@ -64,6 +69,9 @@ class BubblewrapRunner:
             jail_gid=jail_gid,
         )
         self.spares = SpareJails(self.config)
+        self._lock = threading.Lock()
+        self._running = 0  # jobs in jails now: spares are replaced only when none are
+        self._ended = 0.0  # when the last one ended
 
     def keep_spare(self, limits: JailLimits, preload: Sequence[str] = (), count: int = 1) -> None:
         """Keep `count` jails started ahead for jobs with these limits, `preload` imported.
@@ -85,13 +93,28 @@ class BubblewrapRunner:
             job.inputs, job.blobs,
         )
         started = time.monotonic()
+        with self._lock:
+            self._running += 1
         try:
             process = self.spares.take(limits) or JailProcess(self.config, limits, mode="once")
+            return self._run(process, request, limits, started)
         finally:
-            # At once: the next spare imports at idle priority (bootstrap.preload), so it uses
-            # only CPU this job leaves, and a job sent right after this one finds it ready.
-            self.spares.replenish(limits)
-        return self._run(process, request, limits, started)
+            with self._lock:
+                self._running -= 1
+                self._ended = time.monotonic()
+            # Only once no job has run for a moment: a spare's start and imports (~1.5 s of
+            # CPU) next to a running job made it 1.5-3x slower on 2 cores, even at SCHED_IDLE
+            # (OpenMP's threads wait on each other), and a job often follows another at once.
+            timer = threading.Timer(REPLENISH_WHEN_IDLE_S, self._replenish_if_idle)
+            timer.daemon = True
+            timer.start()
+
+    def _replenish_if_idle(self) -> None:
+        with self._lock:
+            idle = (self._running == 0
+                    and time.monotonic() - self._ended >= REPLENISH_WHEN_IDLE_S * 0.99)
+        if idle:
+            self.spares.replenish_all()
 
     @staticmethod
     def _run(process: JailProcess, request: Request, limits: JailLimits, started: float

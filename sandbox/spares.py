@@ -21,14 +21,12 @@ class SpareJails:
     """Started, idle once-mode jails per registered `JailLimits` (`count` of them), each with
     modules preloaded.
 
-    `take(limits)` hands a spare out (None: start cold); `replenish(limits)`, called as soon as
-    one is taken, orders the next. Its imports run at SCHED_IDLE (bootstrap.preload), so they
-    never compete with the running job for CPU (at normal priority they slowed a job 1.5-2x on
-    2 cores). Two kept ready serve a job sent right after another (the next spare's imports
-    take ~1.1 s of CPU, more than a short job). The price: while every core is busy, a spare's
-    imports wait, and a job that takes it waits with them until a core frees up. Jails are
-    started on the keeper's own thread, which lives until `close()`: bwrap's
-    --die-with-parent follows the thread that started it.
+    `take(limits)` hands a spare out (None: start cold); `replenish_all()`, called by the
+    runner once no job has run for a second, orders replacements, so their start and imports
+    (~1.5 s of CPU) do not compete with a job (next to one they made it 1.5-3x slower on 2
+    cores, even at SCHED_IDLE). Two kept ready serve a job sent right after another; a third in
+    a row starts cold. Jails are started on the keeper's own thread, which lives until
+    `close()`: bwrap's --die-with-parent follows the thread that started it.
     """
 
     def __init__(self, config: JailConfig) -> None:
@@ -87,6 +85,13 @@ class SpareJails:
         for _ in range(missing):
             self._wanted.put(limits)
 
+    def replenish_all(self) -> None:
+        """`replenish` every kept kind."""
+        with self._changed:
+            kept = list(self._kept)
+        for limits in kept:
+            self.replenish(limits)
+
     def _keep(self) -> None:
         while (limits := self._wanted.get()) is not None:
             if self._is_closed():
@@ -96,7 +101,7 @@ class SpareJails:
                     self._config, limits, "once", self._kept[limits][0]
                 )
             except Exception as exc:  # any failure: no spare this time, never a dead keeper
-                # The next job starts cold (and reports the failure); its start asks again.
+                # The next job starts cold (and reports the failure); its end asks again.
                 log.warning("a spare jail could not start (%s)", type(exc).__name__)
                 process = None
             with self._changed:

@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -137,13 +136,6 @@ class Jail:
         self.writer = wire.FdWriter(int(settings["out"]))
         self.max_processes = int(settings["rlimits"]["RLIMIT_NPROC"])
         self.pid = os.getpid()
-        self.preloading: threading.Thread | None = None
-
-    def preloaded(self) -> None:
-        """Wait for the spare's imports: job code must not race them for module locks."""
-        if self.preloading is not None:
-            self.preloading.join()
-            self.preloading = None
 
     def send(self, header: dict[str, Any], parts: list[Any]) -> None:
         if os.getpid() != self.pid:
@@ -211,7 +203,6 @@ class Jail:
         inputs, blobs = self.reader.read_parts(header["tables"], header["blobs"])
         params = header["params"]
         entry = str(header["entry"])
-        self.preloaded()
 
         def call() -> Any:
             install_user_code(header.get("code"))
@@ -225,7 +216,6 @@ class Jail:
         if header is None:
             return 2
         _, blobs = self.reader.read_parts([], header["blobs"])
-        self.preloaded()
         handler: list[Callable[..., Any]] = []
 
         def setup() -> Any:
@@ -244,25 +234,12 @@ class Jail:
         return 0
 
 
-def preload(modules: list[str]) -> threading.Thread | None:
-    """Import trusted modules before the job arrives (a spare jail waiting for work), on a
-    thread at SCHED_IDLE: a spare started while another job runs takes only CPU that job
-    leaves. Only a head start: a module that fails here fails again, and is reported, when the
-    job imports it. Thread pools made by these imports inherit the policy; numpy's, which the
-    jobs use most, already exists (pyarrow imported it on the main thread)."""
-    if not modules:
-        return None
-
-    def run() -> None:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    thread = threading.Thread(target=run, name="preload", daemon=True)
-    thread.start()
-    return thread
+def preload(modules: list[str]) -> None:
+    """Import trusted modules before the job arrives (a spare jail waiting for work). Only
+    a head start: a module that fails here fails again, and is reported, when the job imports it."""
+    for name in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
 
 def main() -> None:
@@ -273,7 +250,7 @@ def main() -> None:
     sys.dont_write_bytecode = True
     sys.path.insert(1, settings["lib"])
     jail = Jail(settings)
-    jail.preloading = preload(settings.get("preload") or [])
+    preload(settings.get("preload") or [])
     code = jail.serve() if settings["mode"] == "serve" else jail.run_once()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -46,9 +46,6 @@ import pickle
 import numpy as np
 import pyarrow as pa
 
-# Which scheduling policy imported this module (a spare's preload runs at SCHED_IDLE).
-IMPORTED_UNDER = os.sched_getscheduler(0)
-
 
 def features(table):
     return np.column_stack([table.column(n).to_numpy() for n in ("turnover", "arrears")])
