@@ -325,12 +325,14 @@ class ScoringRules:
             if fields is None:
                 return Decision.deny("query_not_allowed", f"the policy of dataset {name} "
                                      "forbids scoring")
-            covering = [c.id for c in serving if c.covers(name, fields)]
-            if not covering:
+            before = len(used)
+            for c in serving:  # a plain loop: run for up to 10,000 subjects × datasets
+                if c.covers(name, fields):
+                    used.append(c.id)
+            if len(used) == before:
                 return Decision.deny("consent_required", f"no live consent from the subject "
                                      f"covers the model's use of {name} for this bank and "
                                      f"purpose {purpose}")
-            used.extend(covering)
         if self.daily_limit is not None and scores_today >= self.daily_limit:
             return Decision.deny("threshold_exceeded",
                                  f"at most {self.daily_limit} scores per subject per day")
