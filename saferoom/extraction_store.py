@@ -13,7 +13,7 @@ from typing import TypeVar
 import pyarrow as pa
 
 from policies.verification import Asked
-from saferoom.state import POINT_LOOKUPS, StateStore
+from saferoom.state import POINT_LOOKUPS, StateStore, registered
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS verify_asked (
@@ -53,23 +53,19 @@ class ExtractionLedger:
                 rows = [r[1:] for r in con.execute(sql, list(subjects)).fetchall()
                         if r[0] == bank_id]
             else:
-                con.register("asking", pa.table({"subject": pa.array(subjects, pa.string())}))
-                try:
+                asking = pa.table({"subject": pa.array(subjects, pa.string())})
+                with registered(con, "asking", asking):
                     rows = con.execute(select + "SEMI JOIN asking a ON a.subject = v.subject "
                                        "WHERE v.bank_id = ?", [bank_id]).fetchall()
-                finally:
-                    con.unregister("asking")
             asked: dict[tuple[str, str, str], set[str]] = {}
             for subject, field, scope, value in rows:
                 asked.setdefault((subject, field, scope), set()).add(value)
             result, new = decide(asked)
             if new:
-                con.register("new_asks", pa.table({
+                new_asks = pa.table({
                     "subject": [a.subject for a in new], "field": [a.field for a in new],
-                    "scope": [a.scope for a in new], "value_key": [a.value_key for a in new]}))
-                try:
+                    "scope": [a.scope for a in new], "value_key": [a.value_key for a in new]})
+                with registered(con, "new_asks", new_asks):
                     con.execute("INSERT INTO verify_asked SELECT ?, subject, field, scope, "
                                 "value_key, ? FROM new_asks", [bank_id, now])
-                finally:
-                    con.unregister("new_asks")
         return result

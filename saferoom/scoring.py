@@ -30,7 +30,7 @@ from saferoom.query.exact import SourceVersion
 from saferoom.query.plan import ColumnRef
 from saferoom.recorder import Call, SubjectRelease, record_per_subject
 from saferoom.room import Room
-from saferoom.state import StateStore, utcnow
+from saferoom.state import StateStore, registered, utcnow
 from saferoom.verification import check_subjects
 from sandbox import BubblewrapRunner, JailUnavailable, WarmPool
 
@@ -63,25 +63,20 @@ class ScoreLedger:
         with self._state.transaction(keeps_datasets=True) as con:
             # The batch as a registered Arrow table, joined: binding 10,000 `?` took ~0.1 s, a
             # list parameter ~0.01 s, this a few ms.
-            con.register("batch", pa.table({"subject": pa.array(subjects, pa.string())}))
-            try:
+            with registered(con, "batch", pa.table({"subject": pa.array(subjects, pa.string())})):
                 rows = con.execute(
                     "SELECT c.subject, c.n FROM score_counts c SEMI JOIN batch b "
                     "ON b.subject = c.subject WHERE c.bank_id = ? AND c.day = ?",
                     [bank_id, day]).fetchall()
-            finally:
-                con.unregister("batch")
             today = dict(rows)
             decisions: list[Decision] = [decide(s, today.get(s, 0)) for s in subjects]
             scored = [s for s, d in zip(subjects, decisions, strict=True) if d.allowed]
             if scored:
                 # One statement for the batch: a row-by-row executemany costs ms per subject.
-                con.register("scored", pa.table({"subject": pa.array(scored, pa.string())}))
-                try:
+                with registered(con, "scored",
+                                pa.table({"subject": pa.array(scored, pa.string())})):
                     con.execute("INSERT INTO score_counts SELECT ?, subject, ?, 1 FROM scored "
                                 "ON CONFLICT DO UPDATE SET n = n + 1", [bank_id, day])
-                finally:
-                    con.unregister("scored")
         return decisions
 
 

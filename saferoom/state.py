@@ -92,6 +92,16 @@ def _dataset(row: tuple[Any, ...]) -> DatasetRecord:
 POINT_LOOKUPS = 32
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """`table` visible to `con` as `name` for the block: a batch of keys joined, not bound."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 class StateStore:
     """One DuckDB connection guarded by a lock: control-plane writes are small and serial."""
 
@@ -138,23 +148,15 @@ class StateStore:
         self, name: str, table: pa.Table, sql: str, params: Sequence[object] = ()
     ) -> list[tuple[Any, ...]]:
         """Run `sql` with `table` visible as `name`: thousands of keys, joined, not bound."""
-        with self._lock:
-            self._con.register(name, table)
-            try:
-                return self._con.execute(sql, list(params)).fetchall()
-            finally:
-                self._con.unregister(name)
+        with self._lock, registered(self._con, name, table):
+            return self._con.execute(sql, list(params)).fetchall()
 
     def table_joined(
         self, name: str, table: pa.Table, sql: str, params: Sequence[object] = ()
     ) -> pa.Table:
         """`query_joined` as an Arrow table: thousands of rows without a tuple per row."""
-        with self._lock:
-            self._con.register(name, table)
-            try:
-                return self._con.sql(sql, params=list(params)).to_arrow_table()
-            finally:
-                self._con.unregister(name)
+        with self._lock, registered(self._con, name, table):
+            return self._con.sql(sql, params=list(params)).to_arrow_table()
 
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         with self._lock:

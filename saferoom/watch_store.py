@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from saferoom.state import StateStore
+from saferoom.state import StateStore, registered
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS watch_seq;
@@ -94,14 +94,11 @@ class WatchStore:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         [watch.id, watch.bank_id, watch.purpose, json.dumps(watch.rules),
                          watch.subject_count, watch.created_at])
-            con.register("new_subjects", pa.table({
-                "pos": pa.array(range(len(subjects)), pa.int32()),
-                "subject": pa.array(subjects, pa.string())}))
-            try:
+            new_subjects = pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
+                                     "subject": pa.array(subjects, pa.string())})
+            with registered(con, "new_subjects", new_subjects):
                 con.execute("INSERT INTO watch_subjects SELECT ?, pos, subject FROM new_subjects",
                             [watch.id])
-            finally:
-                con.unregister("new_subjects")
             for outcome in baselines:
                 _apply(con, outcome)
 
@@ -175,17 +172,15 @@ class WatchStore:
                 return False
             _apply(con, outcome)
             if alerts:
-                con.register("new_alerts", pa.table({
+                new_alerts = pa.table({
                     "subject": pa.array([a[0] for a in alerts], pa.string()),
-                    "rule": pa.array([a[1] for a in alerts], pa.int32())}))
-                try:
+                    "rule": pa.array([a[1] for a in alerts], pa.int32())})
+                with registered(con, "new_alerts", new_alerts):
                     con.execute(
                         "INSERT INTO alerts (watch_id, bank_id, subject, rule, dataset_id, "
                         "version, triggered_at) SELECT ?, ?, subject, rule, ?, ?, ? "
                         "FROM new_alerts",
                         [outcome.watch_id, bank_id, outcome.dataset_id, outcome.version, at])
-                finally:
-                    con.unregister("new_alerts")
         return True
 
     def alerts(self, bank_id: str, after: int, limit: int) -> list[Alert]:
@@ -206,12 +201,9 @@ def _apply(con: duckdb.DuckDBPyConnection, outcome: Outcome) -> None:
     """Replace the watch's truths for these rules with `cells`, and move its progress."""
     con.execute("DELETE FROM watch_state WHERE watch_id = ? AND list_contains(?::INTEGER[], rule)",
                 [outcome.watch_id, outcome.rules])
-    con.register("cells", outcome.cells)
-    try:
+    with registered(con, "cells", outcome.cells):
         con.execute("INSERT INTO watch_state SELECT ?, subject, rule, truth FROM cells",
                     [outcome.watch_id])
-    finally:
-        con.unregister("cells")
     con.execute("DELETE FROM watch_progress WHERE watch_id = ? AND dataset_id = ?",
                 [outcome.watch_id, outcome.dataset_id])
     con.execute("INSERT INTO watch_progress VALUES (?, ?, ?)",

@@ -29,7 +29,7 @@ from saferoom.query.plan import (
     Negation,
     Value,
 )
-from saferoom.state import POINT_LOOKUPS
+from saferoom.state import POINT_LOOKUPS, registered
 
 # Reads a dataset's current version: (its version number, the decrypted table).
 Loader = Callable[[str], tuple[int, pa.Table]]
@@ -247,13 +247,11 @@ class DuckDBEngine:
     def _sids_of(self, con: duckdb.DuckDBPyConnection, subjects: Sequence[str]
                  ) -> npt.NDArray[np.int64]:
         """Each subject's integer id, -1 for a code no prepared version holds."""
-        con.register("batch", pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
-                                        "code": pa.array(subjects, pa.string())}))
-        try:
+        batch = pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
+                          "code": pa.array(subjects, pa.string())})
+        with registered(con, "batch", batch):
             found = con.sql("SELECT b.pos, s.sid FROM batch b JOIN subjects s "
                             "ON s.code = b.code").fetchnumpy()
-        finally:
-            con.unregister("batch")
         sids = np.full(len(subjects), -1, dtype=np.int64)
         sids[np.asarray(found["pos"], dtype=np.int64)] = found["sid"]
         return sids
@@ -282,12 +280,9 @@ class DuckDBEngine:
             result = con.sql(f"{select} FROM {q(table.table)} t WHERE {key} IN ({marks}) "
                              "GROUP BY ALL", params=[*params, *subjects]).to_arrow_table()
         else:
-            con.register("batch", pa.table({"code": pa.array(subjects, pa.string())}))
-            try:
+            with registered(con, "batch", pa.table({"code": pa.array(subjects, pa.string())})):
                 result = con.sql(f"{select} FROM {q(table.table)} t SEMI JOIN batch b "
                                  f"ON {key} = b.code GROUP BY ALL", params=params).to_arrow_table()
-            finally:
-                con.unregister("batch")
         # Back to the caller's order; subjects without rows are absent from the result.
         row_of = {code: i for i, code in enumerate(result.column("code").to_pylist())}
         where = [row_of.get(s_) for s_ in subjects]
