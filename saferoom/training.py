@@ -71,15 +71,17 @@ class ResolvedJob:
     features: tuple[ColumnRef, ...]
     label: ColumnRef
     records: dict[str, DatasetRecord]
+    schemas: dict[str, DatasetCreate]  # each record's spec, validated once
 
     def schema(self, name: str) -> DatasetCreate:
-        return DatasetCreate.model_validate(self.records[name].spec)
+        return self.schemas[name]
 
 
 def resolve(room: Room, principal: Principal, request: JobRequest) -> ResolvedJob:
     """Each `dataset.field` must exist and be visible; the label must be the bank's own."""
     visible = {d.name: d for d in room.state.datasets() if can_see(principal, d)}
     refs: list[ColumnRef] = []
+    schemas: dict[str, DatasetCreate] = {}
     wanted: list[tuple[list[str | int], str]] = [
         (["body", "features", i], r) for i, r in enumerate(request.features)
     ]
@@ -89,7 +91,9 @@ def resolve(room: Room, principal: Principal, request: JobRequest) -> ResolvedJo
         record = visible.get(dataset)
         if record is None or not field:
             raise NotFound("no such dataset", {"field": ".".join(map(str, where))})
-        column = DatasetCreate.model_validate(record.spec).column(field)
+        if dataset not in schemas:
+            schemas[dataset] = DatasetCreate.model_validate(record.spec)
+        column = schemas[dataset].column(field)
         if column is None or column.role == "key":
             raise InvalidFields.at(where, "not a usable column of that dataset")
         refs.append(ColumnRef(dataset, field))
@@ -99,7 +103,7 @@ def resolve(room: Room, principal: Principal, request: JobRequest) -> ResolvedJo
     if label in features:
         raise InvalidFields.at(["body", "features"], "the label cannot also be a feature")
     records = {r.dataset: visible[r.dataset] for r in refs}
-    return ResolvedJob(tuple(features), label, records)
+    return ResolvedJob(tuple(features), label, records, {n: schemas[n] for n in records})
 
 
 def policies_of(job: ResolvedJob) -> dict[str, DatasetPolicy | None]:
