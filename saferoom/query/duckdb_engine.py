@@ -29,6 +29,7 @@ from saferoom.query.plan import (
     Negation,
     Value,
 )
+from saferoom.query.subject_ids import SubjectIds
 from saferoom.state import POINT_LOOKUPS, registered
 
 # Reads a dataset's current version: (its version number, the decrypted table).
@@ -137,6 +138,7 @@ class DuckDBEngine:
                          "CREATE TABLE subjects (code VARCHAR, sid INTEGER)")
         self._prepared: dict[str, Prepared] = {}  # dataset id -> its current version's table
         self._by_subject: dict[str, SubjectColumns] = {}  # table -> its columns by subject
+        self._subject_ids: SubjectIds | None = None  # built when first needed after a change
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -175,6 +177,7 @@ class DuckDBEngine:
                 f"FROM {ranked} i JOIN subjects s ON s.code = i.{key}"
             )
             con.unregister("incoming")
+            self._subject_ids = None
             con.execute(f"CREATE INDEX {q(name + '_key')} ON {q(name)} ({key})")
             row = con.execute(f"SELECT coalesce(max({RANK}), 0) FROM {q(name)}").fetchone()
             prepared = Prepared(name, version, int(row[0]) if row else 0)
@@ -247,6 +250,12 @@ class DuckDBEngine:
     def _sids_of(self, con: duckdb.DuckDBPyConnection, subjects: Sequence[str]
                  ) -> npt.NDArray[np.int64]:
         """Each subject's integer id, -1 for a code no prepared version holds."""
+        with self._lock:
+            if self._subject_ids is None:
+                self._subject_ids = SubjectIds(con)
+            ids = self._subject_ids
+        if ids.unique:
+            return ids.of(con, subjects)
         batch = pa.table({"pos": pa.array(range(len(subjects)), pa.int32()),
                           "code": pa.array(subjects, pa.string())})
         with registered(con, "batch", batch):
