@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
+from saferoom.api.batch_json import BatchJSONResponse
 from saferoom.api.deps import operation
 from saferoom.jobs import JobService, ReviewRequest
 from saferoom.recorder import Call
@@ -101,7 +101,7 @@ def list_models(request: Request,
 
 @router.post("/v1/models/{model_id}/scores")
 def post_scores(model_id: str, body: ScoreRequest, request: Request,
-                call: Annotated[Call, operation("model.score")]) -> JSONResponse:
+                call: Annotated[Call, operation("model.score")]) -> BatchJSONResponse:
     assert call.principal is not None
     scoring: ScoringService = request.app.state.scoring
-    return JSONResponse(scoring.score(call.principal, model_id, body, call))
+    return BatchJSONResponse(scoring.score(call.principal, model_id, body, call))

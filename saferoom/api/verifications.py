@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
+from saferoom.api.batch_json import BatchJSONResponse
 from saferoom.api.deps import operation
 from saferoom.recorder import Call
 from saferoom.verification import VerificationRequest, VerificationService
@@ -17,8 +17,8 @@ router = APIRouter()
 @router.post("/v1/verifications")
 def post_verifications(
     body: VerificationRequest, request: Request, call: Annotated[Call, operation("verify")]
-) -> JSONResponse:
+) -> BatchJSONResponse:
     assert call.principal is not None
     service: VerificationService = request.app.state.verifications
     # Up to 100,000 answers: serialised directly, not walked by FastAPI's generic encoder.
-    return JSONResponse(service.verify(call.principal, body, call))
+    return BatchJSONResponse(service.verify(call.principal, body, call))
