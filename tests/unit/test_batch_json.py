@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from saferoom.api.batch_json import BatchJSONResponse
 
 
-
 def json_values(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
     scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | floats | st.text()
     return st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
