@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import itertools
+import json
 import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import audit.log
@@ -154,3 +157,16 @@ def test_a_bad_release_records_nothing(tmp_path, bad):
             record_per_subject(call, [RELEASES[0], bad], resource="m", purpose="p")
         assert (log.size, log.head, (tmp_path / EVENTS_FILE).read_bytes()) == before
         assert call.recorded == []
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_digest_is_of_the_canonical_json(value):
+    body = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    assert digest(value) == hashlib.sha256(body.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_odd_releases_digest_their_canonical_json(value):
+    body = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    assert digest(value, b"k") == hmac.new(b"k", body.encode(), "sha256").hexdigest()
