@@ -347,9 +347,10 @@ def seal(draft: EventDraft, *, seq: int, ts: str, prev_hash: str) -> tuple[Audit
 
 def seal_batch(
     batch: SubjectBatch, *, seq: int, ts: str, prev_hash: str
-) -> tuple[list[AuditEvent], list[bytes]]:
-    """`seal` of each of `batch.drafts()` in turn, chained, the first at `seq`: the same
-    events and lines, with the fields the batch shares validated and quoted once.
+) -> tuple[list[str], list[bytes]]:
+    """The hashes and stored lines of `seal` of each of `batch.drafts()` in turn, chained, the
+    first at `seq`, with the fields the batch shares validated and quoted once and no
+    AuditEvent made per subject (~1 µs each, a tenth of the batch).
 
     Raises ValueError (before anything is written) for text UTF-8 cannot hold.
     """
@@ -362,33 +363,13 @@ def seal_batch(
         role=batch.role,
         ts=ts,
     )
-    actor, role, action = batch.actor, batch.role, batch.action
-    resource, purpose, epsilon = batch.resource, batch.purpose, batch.epsilon
     seal_one = layout.seal
-    events: list[AuditEvent] = []
+    hashes: list[str] = []
     lines: list[bytes] = []
-    add_event, add_line = events.append, lines.append
+    add_hash, add_line = hashes.append, lines.append
     prev = prev_hash
     for number, (subject, decision, reason, digest) in enumerate(batch.rows, seq):
-        event_hash, line = seal_one(number, prev, _quote(subject), decision, reason, digest)
+        prev, line = seal_one(number, prev, _quote(subject), decision, reason, digest)
+        add_hash(prev)
         add_line(line)
-        # Positional, in field order: keywords cost a 10,000-event batch a further 5 ms.
-        event = AuditEvent(
-            number,
-            ts,
-            actor,
-            role,
-            action,
-            resource,
-            (subject,),
-            purpose,
-            decision,
-            reason,
-            epsilon,
-            digest,
-            prev,
-            event_hash,
-        )
-        add_event(event)
-        prev = event_hash
-    return events, lines
+    return hashes, lines

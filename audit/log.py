@@ -24,7 +24,7 @@ from audit.events import (
     seal,
     seal_batch,
 )
-from audit.index import EventIndex, Query
+from audit.index import Entry, EventIndex, Query
 from audit.jsonl import AppendFile, iter_lines
 from audit.merkle import MerkleTree, leaf_hash
 from audit.timestamps import format_ts, now_us, parse_ts
@@ -46,8 +46,14 @@ _log = logging.getLogger(__name__)
 #: At most this many events are held at once while the log is read on opening.
 _LOAD_RUN = 4096
 
-#: Seals a batch given its first seq, its time and the head it chains to: (events, lines).
-_Sealer = Callable[[int, str, str], tuple[list[AuditEvent], list[bytes]]]
+#: What the log keeps of a sealed batch: each event's hash, stored line and index entry.
+_Sealed = tuple[list[str], list[bytes], list[Entry]]
+#: Seals a batch given its first seq, its time (µs) and the head it chains to.
+_Sealer = Callable[[int, int, str], _Sealed]
+
+
+def _entry(event: AuditEvent, ts_us: int) -> Entry:
+    return event.actor, event.subjects, event.action, event.decision, ts_us
 
 
 class AuditLog:
@@ -109,7 +115,7 @@ class AuditLog:
         # are: in memory, a run costs less than its events one by one.
         run: list[AuditEvent] = []
         offsets: list[int] = []
-        times: list[int] = []
+        entries: list[Entry] = []
         head, size = self._head, self._size
         for line in iter_lines(self._events.path):
             if not line.terminated:
@@ -127,14 +133,14 @@ class AuditLog:
                 raise AuditCorrupted(f"event {seq}: does not chain to event {seq - 1}")
             run.append(event)
             offsets.append(line.offset)
-            times.append(ts_us)
+            entries.append(_entry(event, ts_us))
             head, size = event.hash, seq
             self._last_ts_us = max(self._last_ts_us, ts_us)
             if len(run) == _LOAD_RUN:
-                self._commit(run, offsets, times)
-                run, offsets, times = [], [], []
+                self._commit(run[0].seq, [e.hash for e in run], entries, offsets)
+                run, offsets, entries = [], [], []
         if run:
-            self._commit(run, offsets, times)
+            self._commit(run[0].seq, [e.hash for e in run], entries, offsets)
 
     def _load_checkpoints(self) -> None:
         for number, line in enumerate(iter_lines(self._checkpoint_file.path), 1):
@@ -161,23 +167,20 @@ class AuditLog:
         _log.warning("audit: dropped an unfinished last line of %s", file.path.name)
 
     def _commit(
-        self, events: Sequence[AuditEvent], offsets: Sequence[int], times: Sequence[int]
+        self, first_seq: int, hashes: Sequence[str], entries: Sequence[Entry],
+        offsets: Sequence[int],
     ) -> None:
-        """Advance the in-memory state over durable events (`times` are their ts in µs);
-        size moves last, for readers.
+        """Advance the in-memory state over durable events `first_seq`, ...; size moves
+        last, for readers.
 
         In bulk (the tree and the index grow once per batch): per-event steps cost a
         10,000-event batch more than sealing it.
         """
         self._offsets.extend(offsets)
-        self._tree.extend([leaf_hash(bytes.fromhex(e.hash)) for e in events])
-        entries = [
-            (e.actor, e.subjects, e.action, e.decision, ts)
-            for e, ts in zip(events, times, strict=True)
-        ]
-        self._index.add_many(events[0].seq, entries)
-        self._head = events[-1].hash
-        self._size = events[-1].seq
+        self._tree.extend([leaf_hash(bytes.fromhex(h)) for h in hashes])
+        self._index.add_many(first_seq, entries)
+        self._head = hashes[-1]
+        self._size = first_seq + len(hashes) - 1
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -187,49 +190,63 @@ class AuditLog:
         Raises AuditWriteError (and nothing changes) if the write or fsync fails, and
         ValueError for a draft that cannot be encoded.
         """
+        events: list[AuditEvent] = []
         if not drafts:
-            return []
+            return events
 
-        def seal_drafts(seq: int, ts: str, prev: str) -> tuple[list[AuditEvent], list[bytes]]:
-            sealed: list[AuditEvent] = []
+        def seal_drafts(seq: int, ts_us: int, prev: str) -> _Sealed:
+            ts = format_ts(ts_us)
             lines: list[bytes] = []
             for number, draft in enumerate(drafts, seq):
                 event, line = seal(draft, seq=number, ts=ts, prev_hash=prev)
-                sealed.append(event)
+                events.append(event)
                 lines.append(line)
                 prev = event.hash
-            return sealed, lines
+            return [e.hash for e in events], lines, [_entry(e, ts_us) for e in events]
 
-        return self._write(seal_drafts)
+        self._write(seal_drafts)
+        return events
 
-    def append_per_subject(self, batch: SubjectBatch) -> list[AuditEvent]:
-        """`append(batch.drafts())`, byte for byte, without a draft per subject; see append.
+    def append_per_subject(self, batch: SubjectBatch) -> range:
+        """`append(batch.drafts())`, byte for byte, without a draft or an event object per
+        subject; returns the seqs written. See append.
 
         Its shared fields were validated when the batch was made, so only the per-subject
         fields cost anything per event.
         """
         if not batch.rows:
-            return []
-        return self._write(lambda seq, ts, prev: seal_batch(batch, seq=seq, ts=ts, prev_hash=prev))
+            return range(self._size + 1, self._size + 1)
 
-    def _write(self, seal_all: _Sealer) -> list[AuditEvent]:
-        """Seal (`seal_all(first seq, ts, prev_hash)`) under the lock, write, fsync, commit."""
+        def seal_rows(seq: int, ts_us: int, prev: str) -> _Sealed:
+            hashes, lines = seal_batch(batch, seq=seq, ts=format_ts(ts_us), prev_hash=prev)
+            actor, action = batch.actor, batch.action
+            entries: list[Entry] = [(actor, (subject,), action, decision, ts_us)
+                                    for subject, decision, _, _ in batch.rows]
+            return hashes, lines, entries
+
+        first = self._write(seal_rows)
+        return range(first, first + len(batch.rows))
+
+    def _write(self, seal_all: _Sealer) -> int:
+        """Seal (`seal_all(first seq, ts_us, prev_hash)`) under the lock, write, fsync, commit;
+        returns the first seq written."""
         with self._lock:
             self._check_writable()
             # Never earlier than the last event: seq order is the truth, and time-range
             # queries bisect on it. A clock stepping back only holds time still for a while.
             ts_us = max(now_us(), self._last_ts_us)
-            sealed, lines = seal_all(self._size + 1, format_ts(ts_us), self._head)
+            first = self._size + 1
+            hashes, lines, entries = seal_all(first, ts_us, self._head)
             try:
                 offset = self._events.append(b"".join(lines))
             except OSError as exc:
                 raise AuditWriteError("could not write the audit log") from exc
             offsets = list(accumulate((len(line) for line in lines[:-1]), initial=offset))
-            self._commit(sealed, offsets, [ts_us] * len(sealed))
+            self._commit(first, hashes, entries, offsets)
             self._last_ts_us = ts_us
             if self._signer is not None and self._size - self._checkpointed() >= self._every:
                 self._periodic_checkpoint()
-            return sealed
+            return first
 
     def _periodic_checkpoint(self) -> None:
         # The events are already durable and acknowledged; a failed checkpoint must not

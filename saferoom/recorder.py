@@ -9,10 +9,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from audit.events import AuditEvent, EventDraft, SubjectBatch
 from audit.log import AuditLog
@@ -73,7 +73,7 @@ class Call:
     operation: str
     principal: Principal | None = None
     digest_key: bytes | None = None
-    recorded: list[AuditEvent] = field(default_factory=list)
+    recorded: int = 0  # events this call has written
 
     def record(
         self,
@@ -97,7 +97,7 @@ class Call:
             digest=digest(released, self.digest_key) if released is not None else None,
         )
         (event,) = self.log.append([draft])
-        self.recorded.append(event)
+        self.recorded += 1
         return event
 
 
@@ -108,9 +108,9 @@ def _drafter(call: Call) -> partial[EventDraft]:
                    action=call.operation)
 
 
-@dataclass(frozen=True)
-class SubjectRelease:
-    """What one subject's part of a batch released, for its own audit event."""
+class SubjectRelease(NamedTuple):
+    """What one subject's part of a batch released, for its own audit event (a tuple: a batch
+    makes 10,000 of them, and a frozen dataclass costs ~1 µs each to build)."""
 
     subject: str
     decision: Literal["allow", "deny"]
@@ -120,8 +120,9 @@ class SubjectRelease:
 
 def record_per_subject(
     call: Call, releases: Iterable[SubjectRelease], *, resource: str, purpose: str
-) -> list[AuditEvent]:
-    """One event per subject, so each enterprise finds its own; one durable append for all.
+) -> range:
+    """One event per subject, so each enterprise finds its own; one durable append for all;
+    returns their seqs.
 
     As a SubjectBatch: the caller, operation, resource and purpose are checked once for the
     batch rather than in a draft per subject (a 10,000-subject request writes 10,000 events).
@@ -133,6 +134,6 @@ def record_per_subject(
         resource=resource, purpose=purpose,
         rows=[(r.subject, r.decision, r.reason, sign(r.released)) for r in releases],
     )
-    events = call.log.append_per_subject(batch)
-    call.recorded.extend(events)
-    return events
+    seqs = call.log.append_per_subject(batch)
+    call.recorded += len(seqs)
+    return seqs
