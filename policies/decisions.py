@@ -319,23 +319,49 @@ class ScoringRules:
                consents: Iterable[Consent], scores_today: int, now: datetime) -> Decision:
         """May this subject be scored (a `null` score when denied)? Consent, then the cap."""
         require_aware("now", now)
+        return self._decide(bank_id, subject_uscc, purpose, consents, scores_today, now,
+                            self._refusals(purpose))
+
+    def decide_each(self, bank_id: str, purpose: str, subjects: Sequence[str],
+                    consents: Mapping[str, Sequence[Consent]], scores_today: Mapping[str, int],
+                    now: datetime) -> list[Decision]:
+        """`decide` for each subject, with its own consents and its count today (none and 0
+        where absent): the same decisions, with `now` checked and the refusals, which every
+        subject shares, made once for a batch of up to 10,000."""
+        require_aware("now", now)
+        refusals = self._refusals(purpose)
+        none: tuple[Consent, ...] = ()
+        return [self._decide(bank_id, s, purpose, consents.get(s, none), scores_today.get(s, 0),
+                             now, refusals) for s in subjects]
+
+    def _refusals(self, purpose: str) -> dict[str | None, Decision]:
+        """Each step's refusal by dataset name, and the cap's under None."""
+        refusals: dict[str | None, Decision] = {
+            name: Decision.deny("query_not_allowed", f"the policy of dataset {name} forbids "
+                                "scoring") if fields is None else
+            Decision.deny("consent_required", f"no live consent from the subject covers the "
+                          f"model's use of {name} for this bank and purpose {purpose}")
+            for name, fields in self.steps}
+        refusals[None] = Decision.deny("threshold_exceeded",
+                                       f"at most {self.daily_limit} scores per subject per day")
+        return refusals
+
+    def _decide(self, bank_id: str, subject_uscc: str, purpose: str,
+                consents: Iterable[Consent], scores_today: int, now: datetime,
+                refusals: Mapping[str | None, Decision]) -> Decision:
         serving = [c for c in consents if c.serves(bank_id, subject_uscc, purpose, now)]
         used: list[str] = []
         for name, fields in self.steps:
             if fields is None:
-                return Decision.deny("query_not_allowed", f"the policy of dataset {name} "
-                                     "forbids scoring")
+                return refusals[name]
             before = len(used)
             for c in serving:  # a plain loop: run for up to 10,000 subjects × datasets
                 if c.covers(name, fields):
                     used.append(c.id)
             if len(used) == before:
-                return Decision.deny("consent_required", f"no live consent from the subject "
-                                     f"covers the model's use of {name} for this bank and "
-                                     f"purpose {purpose}")
+                return refusals[name]
         if self.daily_limit is not None and scores_today >= self.daily_limit:
-            return Decision.deny("threshold_exceeded",
-                                 f"at most {self.daily_limit} scores per subject per day")
+            return refusals[None]
         return Decision.allow("consented" if used else "allowed", consent_ids=used)
 
 

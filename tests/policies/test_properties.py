@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hypothesis import assume, event, given
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from policies.decisions import (
     Decision,
+    ScoringRules,
     decide_aggregate,
     decide_score_request,
     decide_score_subject,
@@ -212,3 +213,37 @@ def test_the_expiry_and_revocation_instants_are_exact(now, request, revoke):
             decision = request_wide(use, actor, frozenset({request["dataset"]}),
                                     frozenset(SECTIONS), [agreement], request["purpose"], at)
             assert decision.allowed == live
+
+
+# --- scoring a batch ---------------------------------------------------------------------------
+
+policies_or_none = st.sampled_from([
+    None, open_policy(frozenset({"aggregate"})), open_policy(),
+    open_policy(model={"purposes": list(PURPOSES), "scoring_consent_required": False,
+                       "max_scores_per_subject_per_day": 2}),
+    open_policy(model={"purposes": list(PURPOSES), "max_scores_per_subject_per_day": 1}),
+])
+
+
+@settings(max_examples=200)
+@given(data=st.data(), now=nows, bank=st.sampled_from(BANKS),
+       purpose=st.sampled_from(PURPOSES),
+       policies=st.dictionaries(st.sampled_from(DATASETS), policies_or_none, min_size=1),
+       features=subsets(tuple(f"{d}.{f}" for d in DATASETS for f in FIELDS)))
+def test_a_batch_is_decided_as_each_subject_alone(data, now, bank, purpose, policies, features):
+    consents_ = data.draw(st.lists(consents(now) | near_consents(
+        now, bank=bank, subject=data.draw(st.sampled_from(SUBJECTS)), purpose=purpose,
+        dataset=data.draw(st.sampled_from(DATASETS)), field=data.draw(st.sampled_from(FIELDS))),
+        max_size=6))
+    subjects = data.draw(st.lists(st.sampled_from([*SUBJECTS, "91000000000000000X"]),
+                                  unique=True))
+    today = data.draw(st.dictionaries(st.sampled_from(SUBJECTS), st.integers(0, 3)))
+    by_subject: dict[str, list[Consent]] = {}
+    for c in consents_:
+        by_subject.setdefault(c.subject_uscc, []).append(c)
+    rules = ScoringRules.of(policies, features)
+    batch = rules.decide_each(bank, purpose, subjects, by_subject, today, now)
+    assert batch == [rules.decide(bank, s, purpose, by_subject.get(s, ()), today.get(s, 0), now)
+                     for s in subjects]
+    assert batch == [decide_score_subject(bank, s, purpose, policies, features, consents_,
+                                          today.get(s, 0), now) for s in subjects]
