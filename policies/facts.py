@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from policies.names import field_ref
@@ -19,7 +19,10 @@ ColumnRole = Literal["key", "dimension", "measure", "flag", "attribute"]
 
 def require_aware(name: str, instant: datetime) -> None:
     """Refuse naive datetimes: comparing one with an aware one would silently mean local time."""
-    if instant.tzinfo is None or instant.utcoffset() is None:
+    tz = instant.tzinfo
+    # A fixed-offset zone (UTC is one) always has an offset: skips a call per instant, and a
+    # 10,000-subject batch checks ~30,000 instants.
+    if type(tz) is not timezone and (tz is None or instant.utcoffset() is None):
         raise ValueError(f"{name} must be timezone-aware")
 
 

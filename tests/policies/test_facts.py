@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from policies.facts import Agreement
+from policies.facts import Agreement, require_aware
 from tests.policies.worlds import MICRO, NOW, agreement, consent
 
 
@@ -56,3 +57,22 @@ def test_naive_instants_are_refused():
         Agreement("a", "b", frozenset(), frozenset(), datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         consent(expires_at=datetime(2026, 1, 1))
+
+
+class _NoOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
+        return None
+
+
+def test_aware_means_an_offset_whatever_the_zone_type():
+    for zone in (UTC, timezone(timedelta(hours=8)), ZoneInfo("Asia/Shanghai")):
+        require_aware("t", datetime(2026, 1, 1, tzinfo=zone))
+    for naive in (datetime(2026, 1, 1), datetime(2026, 1, 1, tzinfo=_NoOffset())):
+        with pytest.raises(ValueError, match="timezone-aware"):
+            require_aware("t", naive)
