@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -86,25 +87,26 @@ class ReasonNames:
     """Reason codes as characteristic names only: a bin label ("annual_tax: < 9900") would tell
     the bank where the applicant's value lies, past the verification limits; and only names
     of the model's own features, so nothing else can travel in them. A batch repeats a few
-    hundred distinct reasons, so each is looked at once."""
+    hundred distinct reason lists, so each is worked out once."""
 
     def __init__(self, features: tuple[str, ...]) -> None:
         self._features = frozenset(features)
-        self._name_of: dict[object, str | None] = {}
+        self._names_of: dict[tuple[object, ...], tuple[str, ...]] = {}
 
-    def _name(self, reason: object) -> str | None:
-        if reason not in self._name_of:
+    def _names(self, reasons: tuple[object, ...]) -> tuple[str, ...]:
+        names: list[str] = []
+        for reason in reasons:
             name = str(reason).split(":", 1)[0].strip()
-            self._name_of[reason] = name if name in self._features else None
-        return self._name_of[reason]
+            if name in self._features and name not in names:
+                names.append(name)
+        return tuple(names)
 
     def __call__(self, reasons: list[object] | None) -> list[str]:
-        names: list[str] = []
-        for reason in reasons or ():
-            name = self._name(reason)
-            if name is not None and name not in names:
-                names.append(name)
-        return names
+        key = tuple(reasons) if reasons else ()
+        names = self._names_of.get(key)
+        if names is None:
+            names = self._names_of[key] = self._names(key)
+        return list(names)
 
 
 class ScoringService:
@@ -214,16 +216,17 @@ class ScoringService:
         points = table.column("points").to_pylist() if "points" in table.column_names else None
         reasons = table.column("reasons").to_pylist() if "reasons" in table.column_names else None
         names = ReasonNames(model.features)
+        # Lengths were checked above; repeat() stands in for a column the model does not give.
+        rows = zip(frame.column("__key").to_pylist(), present.tolist(), probability,
+                   points or repeat(None), reasons or repeat(None), strict=False)
         out = {}
-        for i, (subject, p) in enumerate(zip(frame.column("__key").to_pylist(), probability,
-                                             strict=True)):
-            if not present[i] or p is None or not 0 <= p <= 1:
+        for subject, held, p, pts, why in rows:
+            if not held or p is None or not 0 <= p <= 1:
                 continue
-            pts = points[i] if points else None
             # Quantized: whole scorecard points, probabilities to 3 decimals.
             rounded = round(float(p), 3)
             out[subject] = {"uscc": subject,
                             "score": int(pts) if pts is not None else rounded,
                             "probability": rounded,
-                            "reasons": names(reasons[i] if reasons else None)}
+                            "reasons": names(why)}
         return out
