@@ -528,7 +528,7 @@ def inprocess_scoring(args: argparse.Namespace, room: Any, engine: Any, runner: 
             phases.wrap(scoring_module, "check_subjects", "check subjects")
             phases.wrap(scoring_module, "decide_score_request", "request decision")
             phases.wrap(room.consents, "live_for", "consents (live_for)")
-            phases.wrap(scoring_module.ScoringRules, "decide", "per-subject decisions")
+            phases.wrap(scoring_module.ScoringRules, "decide_each", "per-subject decisions")
             phases.wrap(scoring.ledger, "judge", "judge()")
             phases.wrap(engine, "frame", "join (engine.frame)")
             phases.wrap(pool_cls, "call", "jail call (warm pool)")
