@@ -72,14 +72,23 @@ class ScoreLedger:
                     "SELECT c.subject, c.n FROM score_counts c SEMI JOIN batch b "
                     "ON b.subject = c.subject WHERE c.bank_id = ? AND c.day = ?",
                     [bank_id, day]).fetchall()
-            decisions = decide(subjects, dict(rows))
+            today = dict(rows)
+            decisions = decide(subjects, today)
             scored = [s for s, d in zip(subjects, decisions, strict=True) if d.allowed]
-            if scored:
-                # One statement for the batch: a row-by-row executemany costs ms per subject.
-                with registered(con, "scored",
-                                pa.table({"subject": pa.array(scored, pa.string())})):
-                    con.execute("INSERT INTO score_counts SELECT ?, subject, ?, 1 FROM scored "
-                                "ON CONFLICT DO UPDATE SET n = n + 1", [bank_id, day])
+            # One statement each for the batch (a row-by-row executemany costs ms per subject).
+            # The counts just read, under the same lock and transaction, say which rows exist:
+            # a plain insert of the first scores today is ~2x faster than an upsert.
+            again = [s for s in scored if s in today]
+            first = [s for s in scored if s not in today] if again else scored
+            if first:
+                with registered(con, "first", pa.table({"subject": pa.array(first, pa.string())})):
+                    con.execute("INSERT INTO score_counts SELECT ?, subject, ?, 1 FROM first",
+                                [bank_id, day])
+            if again:
+                with registered(con, "again", pa.table({"subject": pa.array(again, pa.string())})):
+                    con.execute("UPDATE score_counts c SET n = c.n + 1 FROM again a WHERE "
+                                "c.bank_id = ? AND c.day = ? AND c.subject = a.subject",
+                                [bank_id, day])
         return decisions
 
 
