@@ -273,21 +273,15 @@ class _Layout:
 
     __slots__ = ("_epsilon", "_head", "_middle", "_purpose", "_tail")
 
-    def __init__(
-        self,
-        *,
-        action: str,
-        actor: str | None,
-        epsilon: float | None,
-        purpose: str | None,
-        resource: str | None,
-        role: str | None,
-        ts: str,
-    ) -> None:
-        self._head = f'{{"action":{_quote(action)},"actor":{_text(actor)},"decision":"'
+    def __init__(self, shared: EventDraft | SubjectBatch, ts: str) -> None:
+        """From the fields a draft or a batch gives every event it seals, and their time."""
+        self._head = (f'{{"action":{_quote(shared.action)},"actor":{_text(shared.actor)},'
+                      '"decision":"')
+        epsilon = shared.epsilon
         self._epsilon = f',"epsilon":{"null" if epsilon is None else repr(epsilon)}'
-        self._purpose = f'","purpose":{_text(purpose)},"reason":'
-        self._middle = f',"resource":{_text(resource)},"role":{_text(role)},"seq":'
+        self._purpose = f'","purpose":{_text(shared.purpose)},"reason":'
+        self._middle = (f',"resource":{_text(shared.resource)},"role":{_text(shared.role)},'
+                        '"seq":')
         self._tail = f'],"ts":{_quote(ts)}}}'
 
     def seal(
@@ -315,15 +309,7 @@ def seal(draft: EventDraft, *, seq: int, ts: str, prev_hash: str) -> tuple[Audit
 
     Raises ValueError (before anything is written) for text UTF-8 cannot hold.
     """
-    layout = _Layout(
-        action=draft.action,
-        actor=draft.actor,
-        epsilon=draft.epsilon,
-        purpose=draft.purpose,
-        resource=draft.resource,
-        role=draft.role,
-        ts=ts,
-    )
+    layout = _Layout(draft, ts)
     subjects = ",".join(map(_quote, draft.subjects))
     digest, line = layout.seal(seq, prev_hash, subjects, draft.decision, draft.reason, draft.digest)
     event = AuditEvent(
@@ -354,15 +340,7 @@ def seal_batch(
 
     Raises ValueError (before anything is written) for text UTF-8 cannot hold.
     """
-    layout = _Layout(
-        action=batch.action,
-        actor=batch.actor,
-        epsilon=batch.epsilon,
-        purpose=batch.purpose,
-        resource=batch.resource,
-        role=batch.role,
-        ts=ts,
-    )
+    layout = _Layout(batch, ts)
     seal_one = layout.seal
     hashes: list[str] = []
     lines: list[bytes] = []
