@@ -160,10 +160,12 @@ class DuckDBEngine:
             con = self._db.cursor()
             con.register("incoming", data)
             key = q(schema.key)
-            con.execute(
+            added = con.execute(
                 f"INSERT INTO subjects SELECT n.code, nextval('subject_ids') FROM "
                 f"(SELECT DISTINCT {key} AS code FROM incoming) n ANTI JOIN subjects USING (code)"
-            )
+            ).fetchone()
+            if added and added[0]:
+                self._subject_ids = None  # rebuilt (~0.6 s at 3.4M) only when subjects arrive
             clips = [f"{clipped('i.' + q(c.name), Clip.of(c), c.type == 'bool')} AS "
                      f"{q(CLIPPED + c.name)}" for c in schema.columns if c.role in SUMMABLE]
             row = con.execute(f"SELECT count(*) - count(DISTINCT {key}) FROM incoming").fetchone()
@@ -177,7 +179,6 @@ class DuckDBEngine:
                 f"FROM {ranked} i JOIN subjects s ON s.code = i.{key}"
             )
             con.unregister("incoming")
-            self._subject_ids = None
             con.execute(f"CREATE INDEX {q(name + '_key')} ON {q(name)} ({key})")
             row = con.execute(f"SELECT coalesce(max({RANK}), 0) FROM {q(name)}").fetchone()
             prepared = Prepared(name, version, int(row[0]) if row else 0)

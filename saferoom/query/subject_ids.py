@@ -30,7 +30,7 @@ class SubjectIds:
         table = con.sql("SELECT hash(code) AS h, sid, code FROM subjects ORDER BY h"
                         ).to_arrow_table()
         self._hashes = np.asarray(table.column("h").to_numpy(), dtype=np.uint64)
-        self._sids = np.asarray(table.column("sid").to_numpy(), dtype=np.int64)
+        self._sids = table.column("sid").to_numpy()  # as stored (INTEGER): half of int64
         self._codes = table.column("code").combine_chunks()
         self.unique = not bool(np.any(self._hashes[1:] == self._hashes[:-1]))
 

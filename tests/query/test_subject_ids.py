@@ -86,3 +86,20 @@ def test_without_unique_hashes_the_engine_joins_to_the_same_frame(qroom: QueryRo
     assert ids is not None and ids.unique
     ids.unique = False
     assert engine.frame(sources, COLUMNS, subjects=asked).equals(by_hash)
+
+
+def test_a_new_version_without_new_subjects_keeps_the_lookup(qroom: QueryRoom) -> None:
+    engine, sources, tables = build(qroom)
+    tax = {"tax": sources["tax"]}
+    asked = tables["tax"].column("uscc").to_pylist()[:4]
+    engine.frame(tax, [ColumnRef("tax", "paid")], subjects=asked)
+    kept = engine._subject_ids
+    record = next(d for d in qroom.room.state.datasets() if d.name == "tax")
+    changed = tables["tax"].set_column(1, "paid", pa.array(np.full(300, 7, dtype=np.int64)))
+    buf = io.BytesIO()
+    pacsv.write_csv(changed, buf)
+    ops.upload(qroom.room, record, buf.getvalue(), "csv", append=False)
+    tax = {"tax": (SourceVersion(record.id, "tax", 2), sources["tax"][1])}
+    got = engine.frame(tax, [ColumnRef("tax", "paid")], subjects=asked)
+    assert got.column("tax.paid").to_pylist() == [7] * 4
+    assert engine._subject_ids is kept
